@@ -1,0 +1,49 @@
+"""Backend set-up shared by every entry point (CLI, app, notebooks, tests).
+
+Keras reads ``KERAS_BACKEND`` once, at import time, so this module must run before the first
+``import keras``. ``core/__init__.py`` imports it, which makes ``import core`` enough.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from core.errors import BackendError
+
+
+def configure() -> None:
+    """Select the JAX backend and JAX settings before Keras is imported.
+
+    Raises:
+        BackendError: if Keras was already imported with a backend other than JAX.
+    """
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    # Trainers and the dashboard may share one GPU: allocate on demand, not 75% up front.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if os.environ["KERAS_BACKEND"] != "jax":
+        raise BackendError(
+            f"KERAS_BACKEND is {os.environ['KERAS_BACKEND']!r}; ConvGAN Studio runs on JAX: "
+            "unset it or set KERAS_BACKEND=jax"
+        )
+    keras = sys.modules.get("keras")
+    if keras is not None and hasattr(keras, "backend") and keras.backend.backend() != "jax":
+        raise BackendError(
+            f"Keras was already imported with the {keras.backend.backend()!r} backend; "
+            "import core before keras, or restart the interpreter with KERAS_BACKEND=jax"
+        )
+
+
+def enable_compilation_cache(cache_dir: str) -> None:
+    """Turn on JAX's persistent compilation cache in ``cache_dir``.
+
+    The second run of the same model then skips most XLA compilation.
+    """
+    import jax
+
+    os.makedirs(cache_dir, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    # Cache every compiled program, not only the slow ones: small models compile in < 1 s.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)

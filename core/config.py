@@ -1,0 +1,135 @@
+"""Typed training configurations, one per model family, shared by every front end.
+
+The CLI, the dashboard and the notebooks start from these defaults and change fields with
+``dataclasses.replace()``; none of them keeps defaults of its own. ``validate()`` is called
+before any run is created, so a bad value never reaches a training job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from core.errors import ConfigError
+
+CLASSIFIER_MODELS = ("convnet", "resnet")
+GAN_MODELS = ("dcgan", "cgan", "wgan-gp")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+    """How to train a ConvNet classifier."""
+
+    model: str = "convnet"  # one of CLASSIFIER_MODELS
+    dataset: str = "digits"  # dataset spec, see core.datasets
+    epochs: int = 10
+    batch_size: int = 128  # images per step
+    learning_rate: float = 3e-3  # peak Adam learning rate
+    weight_decay: float = 1e-4  # AdamW decoupled weight decay
+    label_smoothing: float = 0.0
+    augment: bool = True  # augmentation suited to the data (never flips digits)
+    seed: int = 0
+    log_every_steps: int = 20  # step-level metrics are written this often
+    mixed_precision: bool = False  # mixed_bfloat16, GPU only
+    image_size: int | None = None  # resize folder/celeba data to this (square); None = native
+
+    family = "classifier"
+
+    def validate(self) -> ClassifierConfig:
+        if self.model not in CLASSIFIER_MODELS:
+            raise ConfigError(
+                f"unknown classifier model {self.model!r}: choose one of {', '.join(CLASSIFIER_MODELS)}"
+            )
+        _check_common(self)
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class GANConfig:
+    """How to train a generative adversarial network."""
+
+    model: str = "dcgan"  # one of GAN_MODELS
+    dataset: str = "digits"
+    epochs: int = 30
+    batch_size: int = 64  # real images per step
+    learning_rate: float = 2e-4  # Adam, both networks
+    beta_1: float = 0.5  # Adam beta1 (DCGAN paper)
+    latent_dim: int = 64  # size of the Gaussian latent z
+    n_critic: int = 5  # critic steps per generator step (wgan-gp only)
+    gp_weight: float = 10.0  # gradient-penalty lambda (wgan-gp only)
+    ema_decay: float = 0.999  # exponential moving average of the generator's weights
+    seed: int = 0
+    log_every_steps: int = 20
+    sample_grid_size: int = 64  # images in the per-epoch sample grid (fixed latents)
+    metric_samples: int = 1000  # generated images for fid_cls/kid_cls/precision/recall
+    mixed_precision: bool = False
+    image_size: int | None = None
+
+    family = "gan"
+
+    def validate(self) -> GANConfig:
+        if self.model not in GAN_MODELS:
+            raise ConfigError(f"unknown GAN model {self.model!r}: choose one of {', '.join(GAN_MODELS)}")
+        _check_common(self)
+        for name in ("latent_dim", "n_critic", "sample_grid_size", "metric_samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        return self
+
+
+Config = ClassifierConfig | GANConfig
+
+
+def _check_common(config: Config) -> None:
+    if not isinstance(config.epochs, int) or config.epochs < 1:
+        raise ConfigError(f"epochs must be a whole number of at least 1, got {config.epochs}")
+    if not isinstance(config.batch_size, int) or config.batch_size < 1:
+        raise ConfigError(f"batch size must be a whole number of at least 1, got {config.batch_size}")
+    lr = config.learning_rate
+    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ConfigError(f"learning rate must be a positive finite number, got {lr}")
+    if config.log_every_steps < 1:
+        raise ConfigError(f"log_every_steps must be at least 1, got {config.log_every_steps}")
+    if config.image_size is not None and not 8 <= config.image_size <= 256:
+        raise ConfigError(f"image size must be between 8 and 256 pixels, got {config.image_size}")
+
+
+def config_for(model: str, **overrides: Any) -> Config:
+    """Return the default config of ``model``'s family with ``overrides`` applied and validated.
+
+    Args:
+        model: a classifier (``convnet``, ``resnet``) or GAN (``dcgan``, ``cgan``, ``wgan-gp``).
+        **overrides: field values; ``None`` values are ignored (unset CLI flags).
+
+    Raises:
+        ConfigError: unknown model, unknown field or invalid value.
+    """
+    if model in CLASSIFIER_MODELS:
+        base: Config = ClassifierConfig(model=model)
+    elif model in GAN_MODELS:
+        base = GANConfig(model=model)
+    else:
+        raise ConfigError(
+            f"unknown model {model!r}: choose one of {', '.join(CLASSIFIER_MODELS + GAN_MODELS)}"
+        )
+    fields = {f.name for f in dataclasses.fields(base)}
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(changes) - fields)
+    if unknown:
+        raise ConfigError(f"{model} has no setting {', '.join(unknown)}")
+    return dataclasses.replace(base, **changes).validate()
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a config stored with a run (unknown keys from newer versions are ignored)."""
+    model = data.get("model", "convnet")
+    cls = GANConfig if model in GAN_MODELS else ClassifierConfig
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    return {"family": config.family, **dataclasses.asdict(config)}
