@@ -1,0 +1,71 @@
+"""Finding and loading a run's checkpoints."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from core.errors import ModelFileError
+from core.store import RunStore
+
+_EPOCH_FILE = re.compile(r"epoch_(\d+)\.keras$")
+
+
+def list_checkpoints(run_dir: Path) -> dict[int, Path]:
+    """Epoch checkpoints of a run folder: ``{epochs_done: path}``, oldest first."""
+    directory = Path(run_dir) / "checkpoints"
+    found = {}
+    if directory.is_dir():
+        for path in directory.iterdir():
+            match = _EPOCH_FILE.fullmatch(path.name)
+            if match:
+                found[int(match.group(1))] = path
+    return dict(sorted(found.items()))
+
+
+def checkpoint_path(store: RunStore, run_id: str, epoch: int | None = None) -> Path:
+    """The checkpoint of ``run_id`` after ``epoch`` epochs (default: the latest one).
+
+    Raises:
+        ModelFileError: the run has no (such) checkpoint.
+    """
+    run_dir = store.run_dir(run_id)
+    found = list_checkpoints(run_dir)
+    if epoch is None:
+        if found:
+            return found[max(found)]
+        stopped = run_dir / "checkpoints" / "stopped.keras"
+        if stopped.exists():
+            return stopped
+        raise ModelFileError(f"run {run_id} has no checkpoint yet: it saves one after each epoch")
+    if epoch not in found:
+        have = ", ".join(map(str, found)) or "none"
+        raise ModelFileError(f"run {run_id} has no checkpoint for epoch {epoch} (epochs with checkpoints: {have})")
+    return found[epoch]
+
+
+def load_model(path: str | Path):
+    """Load a ``.keras`` file with Keras' safe mode (no Lambda layers or arbitrary code).
+
+    Raises:
+        ModelFileError: missing, unreadable, or unsafe file.
+    """
+    import keras
+
+    import core.models  # noqa: F401 - registers our layers and models for deserialisation
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"no model file at {path}")
+    if path.suffix != ".keras":
+        raise ModelFileError(f"{path.name} is not a .keras model file")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as err:  # noqa: BLE001 - any failure to read the file is the file's fault
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelFileError(f"cannot load {path.name}: {first_line[:300]}") from err
+
+
+def load_run_model(store: RunStore, run_id: str, epoch: int | None = None):
+    """Load the model of a run (latest checkpoint, or after ``epoch`` epochs)."""
+    return load_model(checkpoint_path(store, run_id, epoch))
