@@ -30,7 +30,7 @@ from core.store import RunStore, this_host
 # A trainer writes its heartbeat this often; readers call a run interrupted when the
 # heartbeat is older than HEARTBEAT_TIMEOUT_S (compilation never blocks the heartbeat thread).
 HEARTBEAT_INTERVAL_S = 1.0
-HEARTBEAT_TIMEOUT_S = 15.0
+HEARTBEAT_TIMEOUT_S = 30.0
 
 
 def check_compatible(config: Config, data) -> None:
@@ -69,9 +69,14 @@ def prepare(config: Config, store: RunStore | None = None, *, status: str = "que
     store = store or RunStore()
     data = load_dataset(config.dataset, image_size=config.image_size)
     check_compatible(config, data)
+    # What the data looked like travels with the run, for classify/sample without reloading it.
+    data_summary = {
+        "class_names": list(data.class_names or []), "image_shape": list(data.image_shape),
+        "train_images": len(data.x_train), "test_images": len(data.x_test) if data.x_test is not None else 0,
+    }
     run_id = store.create_run(
         family=config.family, model=config.model, dataset=config.dataset,
-        config=config_to_dict(config), seed=config.seed, status=status,
+        config={**config_to_dict(config), "data": data_summary}, seed=config.seed, status=status,
     )
     for note in getattr(data, "notes", []):
         print(f"note: {note}", file=sys.stderr)

@@ -1,0 +1,41 @@
+"""Evaluating a stored run's checkpoint again (``python -m core evaluate RUN``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.checkpoints import load_run_model
+from core.config import config_from_dict
+from core.store import RunStore
+
+
+def evaluate_run(store: RunStore, run_id: str, epoch: int | None = None) -> dict[str, Any]:
+    """Evaluate a run's checkpoint on its dataset's test split.
+
+    Classifiers: test accuracy and loss, per-class accuracy, confusion matrix. GANs: fid_cls,
+    kid_cls, precision, recall (and label_accuracy for cgan).
+
+    Args:
+        store: the run store.
+        run_id: the run.
+        epoch: checkpoint after this many epochs (default: the latest).
+
+    Returns:
+        The metrics.
+
+    Raises:
+        UserError: no checkpoint, dataset unavailable.
+    """
+    from core.datasets import load_dataset
+
+    run = store.get_run(run_id)
+    config = config_from_dict(run["config"])
+    data = load_dataset(config.dataset, image_size=config.image_size)
+    model = load_run_model(store, run_id, epoch)
+    if config.family == "classifier":
+        from core.classifier import evaluate_classifier
+
+        return evaluate_classifier(model, data)
+    from core.gan import evaluate_gan
+
+    return evaluate_gan(model, data, config, store=store)
