@@ -237,6 +237,18 @@ class ProgressBar(keras.callbacks.Callback):
         self.bar.close()
 
 
+class EpochLog(keras.callbacks.Callback):
+    """Prints one line per epoch to stdout: what a background job's ``train.log`` shows."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = " ".join(f"{k}={v:.4g}" for k, v in _floats(logs).items())
+        print(f"epoch {epoch + 1}/{self.params.get('epochs')}: {shown} ({time.monotonic() - self.start:.1f} s)",
+              flush=True)
+
+
 def read_train_state(run_dir: Path) -> dict[str, Any] | None:
     """The last checkpoint's resume record, or None when no epoch finished yet."""
     path = Path(run_dir) / "train_state.json"

@@ -107,8 +107,16 @@ def _spawn_worker(store: RunStore, run_id: str) -> None:
 
 def work(store: RunStore, run_id: str) -> dict[str, Any]:
     """Body of a worker process: train (resuming from a checkpoint if there is one), then dispatch."""
+    from core.callbacks import EpochLog
+
+    run = store.get_run(run_id)
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} worker {os.getpid()} on {this_host()}: "
+          f"{run['model']} on {run['dataset']}", flush=True)
     try:
-        return training.execute(store, run_id, resume=True)
+        run = training.execute(store, run_id, resume=True, extra_callbacks=[EpochLog()])
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {run['status']}" + (f": {run['error']}" if run["error"] else ""),
+              flush=True)
+        return run
     finally:
         dispatch(store)
 

@@ -45,7 +45,8 @@ def test_three_launches_run_one_at_a_time_in_order(store, one_slot):
     assert all(run["pid"] is None for run in runs)
     for earlier, later in zip(runs, runs[1:], strict=False):
         assert earlier["finished_ts"] <= later["started_ts"], "queued run started before the previous finished"
-    assert "epoch 1" in jobs.read_log(store, ids[0]).lower() or jobs.read_log(store, ids[0]) != ""
+    log = jobs.read_log(store, ids[0])
+    assert "epoch 1/1:" in log and "completed" in log
 
 
 def test_cancel_queued_run(store, one_slot):
