@@ -47,3 +47,37 @@ def enable_compilation_cache(cache_dir: str) -> None:
     # Cache every compiled program, not only the slow ones: small models compile in < 1 s.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+def initialize_multihost() -> bool:
+    """Join a multi-host JAX job when the environment describes one.
+
+    Reads ``CONVGAN_COORDINATOR`` (``host:port`` of process 0), ``CONVGAN_NUM_PROCESSES`` and
+    ``CONVGAN_PROCESS_ID`` (the CLI's ``--coordinator/--num-processes/--process-id`` set them;
+    a cluster script can too). With none set nothing happens.
+
+    Returns:
+        True when this process joined a multi-process job.
+
+    Raises:
+        BackendError: incomplete or invalid settings.
+    """
+    coordinator = os.environ.get("CONVGAN_COORDINATOR")
+    if not coordinator:
+        return False
+    try:
+        num_processes = int(os.environ["CONVGAN_NUM_PROCESSES"])
+        process_id = int(os.environ["CONVGAN_PROCESS_ID"])
+    except (KeyError, ValueError) as err:
+        raise BackendError(
+            "CONVGAN_COORDINATOR is set, so CONVGAN_NUM_PROCESSES and CONVGAN_PROCESS_ID must be whole numbers too"
+        ) from err
+    if not 0 <= process_id < num_processes:
+        raise BackendError(f"process id {process_id} is not in 0..{num_processes - 1}")
+    import jax
+
+    # CPU devices of several processes talk through gloo (collectives over TCP); GPUs use NCCL.
+    # This must precede any call that starts the XLA backend, jax.devices() included.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+    return True
