@@ -164,6 +164,9 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.epochs_done: int | None = None
+        # A trainer killed in the middle of a save leaves its temporary file behind.
+        for stale in (self.run_dir / "checkpoints").glob(".tmp-*"):
+            stale.unlink(missing_ok=True)
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.should_save():

@@ -44,11 +44,15 @@ def checkpoint_path(store: RunStore, run_id: str, epoch: int | None = None) -> P
     return found[epoch]
 
 
-def load_model(path: str | Path):
+def load_model(path: str | Path, family: str | None = None):
     """Load a ``.keras`` file with Keras' safe mode (no Lambda layers or arbitrary code).
 
+    Args:
+        path: the ``.keras`` file.
+        family: ``classifier`` or ``gan`` to refuse a model of the other kind; None: any.
+
     Raises:
-        ModelFileError: missing, unreadable, or unsafe file.
+        ModelFileError: missing, unreadable, or unsafe file, or a model of the wrong family.
     """
     import keras
 
@@ -60,12 +64,42 @@ def load_model(path: str | Path):
     if path.suffix != ".keras":
         raise ModelFileError(f"{path.name} is not a .keras model file")
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        model = keras.saving.load_model(path, safe_mode=True)
     except Exception as err:  # noqa: BLE001 - any failure to read the file is the file's fault
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelFileError(f"cannot load {path.name}: {first_line[:300]}") from err
+    if family is not None and model_family(model) != family:
+        raise ModelFileError(
+            f"{path.name} holds a {_describe(model)}, not a {family}: use a checkpoint of a {family} run"
+        )
+    return model
 
 
 def load_run_model(store: RunStore, run_id: str, epoch: int | None = None):
-    """Load the model of a run (latest checkpoint, or after ``epoch`` epochs)."""
-    return load_model(checkpoint_path(store, run_id, epoch))
+    """Load the model of a run (latest checkpoint, or after ``epoch`` epochs).
+
+    Raises:
+        ModelFileError: no such checkpoint, an unreadable or unsafe file, or a model of another
+            family than the run's (a swapped or hand-copied file).
+    """
+    return load_model(checkpoint_path(store, run_id, epoch), family=store.get_run(run_id)["family"])
+
+
+def model_family(model) -> str | None:
+    """``gan`` for our GAN models, ``classifier`` for a one-input image-to-classes model, else None."""
+    from core.models.gan_base import GAN
+
+    if isinstance(model, GAN):
+        return "gan"
+    inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
+    one_to_one = bool(inputs and outputs) and len(inputs) == 1 and len(outputs) == 1
+    if one_to_one and len(inputs[0].shape) == 4 and len(outputs[0].shape) == 2:  # images -> classes
+        return "classifier"
+    return None
+
+
+def _describe(model) -> str:
+    family = model_family(model)
+    if family == "gan":
+        return f"GAN ({type(model).__name__})"
+    return "classifier" if family == "classifier" else f"{type(model).__name__} model of another kind"

@@ -42,6 +42,8 @@ class ClassifierConfig:
                 f"unknown classifier model {self.model!r}: choose one of {', '.join(CLASSIFIER_MODELS)}"
             )
         _check_common(self)
+        _check_range("weight_decay", self.weight_decay, 0.0, math.inf)
+        _check_range("label_smoothing", self.label_smoothing, 0.0, 1.0)
         return self
 
 
@@ -73,8 +75,10 @@ class GANConfig:
             raise ConfigError(f"unknown GAN model {self.model!r}: choose one of {', '.join(GAN_MODELS)}")
         _check_common(self)
         for name in ("latent_dim", "n_critic", "sample_grid_size", "metric_samples"):
-            if getattr(self, name) < 1:
+            if not _is_whole(getattr(self, name)) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        _check_range("beta_1", self.beta_1, 0.0, 1.0)
+        _check_range("gp_weight", self.gp_weight, 0.0, math.inf)
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         return self
@@ -83,17 +87,34 @@ class GANConfig:
 Config = ClassifierConfig | GANConfig
 
 
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # True is an int to Python
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_range(name: str, value: Any, low: float, high: float) -> None:
+    """``low <= value < high`` (``value <= high`` when ``high`` is infinite), finite."""
+    if not _is_number(value) or not low <= value < high:
+        upper = "" if math.isinf(high) else f" and below {high:g}"
+        raise ConfigError(f"{name} must be a finite number of at least {low:g}{upper}, got {value}")
+
+
 def _check_common(config: Config) -> None:
-    if not isinstance(config.epochs, int) or config.epochs < 1:
+    if not _is_whole(config.epochs) or config.epochs < 1:
         raise ConfigError(f"epochs must be a whole number of at least 1, got {config.epochs}")
-    if not isinstance(config.batch_size, int) or config.batch_size < 1:
+    if not _is_whole(config.batch_size) or config.batch_size < 1:
         raise ConfigError(f"batch size must be a whole number of at least 1, got {config.batch_size}")
     lr = config.learning_rate
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+    if not _is_number(lr) or lr <= 0:
         raise ConfigError(f"learning rate must be a positive finite number, got {lr}")
-    if config.log_every_steps < 1:
+    if not _is_whole(config.seed) or not 0 <= config.seed < 2**32:
+        raise ConfigError(f"seed must be a whole number from 0 to {2**32 - 1}, got {config.seed}")
+    if not _is_whole(config.log_every_steps) or config.log_every_steps < 1:
         raise ConfigError(f"log_every_steps must be at least 1, got {config.log_every_steps}")
-    if config.image_size is not None and not 8 <= config.image_size <= 256:
+    if config.image_size is not None and (not _is_whole(config.image_size) or not 8 <= config.image_size <= 256):
         raise ConfigError(f"image size must be between 8 and 256 pixels, got {config.image_size}")
 
 

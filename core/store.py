@@ -289,7 +289,7 @@ class RunStore:
             number = float(value)
             rows.append((run_id, scope, int(step), epoch, name, number if math.isfinite(number) else None, now))
         if rows:
-            with self._connect() as conn:
+            with self.transaction() as conn:  # all of one step's values, or none
                 conn.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def truncate_metrics(self, run_id: str, after_step: int) -> None:

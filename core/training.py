@@ -23,7 +23,7 @@ from typing import Any
 from core import backend
 from core.callbacks import read_train_state  # noqa: F401 - re-exported for jobs
 from core.config import Config, config_from_dict, config_to_dict
-from core.errors import ConfigError, UserError
+from core.errors import ConfigError, TrainingFailed, UserError
 from core.runctx import RunContext
 from core.store import RunStore, this_host
 
@@ -151,9 +151,9 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
             status, error = "stopped", None
         else:
             status, error = "completed", None
-    except UserError as err:
-        status, error = "failed", str(err)
-        print(f"error: {err}", file=sys.stderr)
+    except (UserError, TrainingFailed) as err:  # expected failures: one line, no traceback
+        status, error = "failed", ctx.failure if ctx and ctx.failure else str(err)
+        print(f"failed: {error}", file=sys.stderr)
     except Exception as err:  # noqa: BLE001 - any crash becomes a failed run with its reason
         status, error = "failed", f"{type(err).__name__}: {err}"
         traceback.print_exc()

@@ -11,6 +11,10 @@ import numpy as np
 from core.data_loaders.common import RawData
 from core.errors import DatasetError
 
+# Total uncompressed size of an .npz's arrays (the same limit as a zip of images): checked from
+# the archive's directory before anything is read, so a compressed bomb is refused cheaply.
+MAX_NPZ_BYTES = 8 * 1024**3
+
 
 def images_to_uint8(x: np.ndarray, where: str) -> tuple[np.ndarray, list[str]]:
     """Return images as uint8 ``(N, H, W, C)`` with C = 1 or 3, and notes on any conversion.
@@ -148,6 +152,12 @@ def load_npz(path: Path, display: str) -> RawData:
             f"'{display}' is a .npy file, not .npz: save with np.savez(path, x=images, y=labels)"
         )
     with archive:
+        declared = sum(info.file_size for info in archive.zip.infolist())
+        if declared > MAX_NPZ_BYTES:
+            raise DatasetError(
+                f"'{display}' would expand to {declared / 1024**3:.1f} GB of arrays, over the "
+                f"{MAX_NPZ_BYTES // 1024**3} GB limit (possible zip bomb): save a smaller dataset"
+            )
         names = set(archive.files)
         if "x" in names:
             splits = {"train": ("x", "y")}
@@ -193,6 +203,12 @@ def load_npz(path: Path, display: str) -> RawData:
         class_names = ()
     elif class_names is None:
         highest = int(max(y_train.max(), y_test.max() if len(y_test) else 0))
+        total = len(y_train) + len(y_test)
+        if highest >= total:  # some class ids would have no image; and no billion class names
+            raise DatasetError(
+                f"'{display}' has label {highest} but only {total} images: labels must be class ids "
+                "0..K-1 with images in every class"
+            )
         class_names = tuple(str(label) for label in range(highest + 1))
     return RawData(x_train, y_train, x_test, y_test, class_names, f"{path} (npz)", notes)
 
@@ -206,6 +222,8 @@ def _read(archive: np.lib.npyio.NpzFile, name: str, display: str) -> np.ndarray:
                 f"'{display}' contains object arrays; save plain numeric arrays (allow_pickle=False)"
             ) from error
         raise DatasetError(f"cannot read array {name!r} from '{display}' ({error})") from error
+    except MemoryError as error:  # a header claiming a shape far larger than the file
+        raise DatasetError(f"array {name!r} in '{display}' is too large to load into memory") from error
     except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise DatasetError(f"cannot read array {name!r} from '{display}' ({error})") from error
 

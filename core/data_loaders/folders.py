@@ -13,6 +13,7 @@ import io
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,8 +107,20 @@ def load_zip(path: Path, display: str, image_size: int | None) -> RawData:
                     f"'{display}' would expand to too much data at {member.filename!r} (possible zip bomb): "
                     f"unzip it yourself and use folder:PATH"
                 )
-            entries.append(_Entry(parts, f"{display}:{name}", lambda m=member: io.BytesIO(archive.read(m))))
+            entries.append(
+                _Entry(parts, f"{display}:{name}", lambda m=member: _read_member(archive, m, display))
+            )
         return _load_entries(entries, display, image_size, f"{path} (zip)")
+
+
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, display: str) -> io.BytesIO:
+    """A member's bytes; a corrupt member (bad CRC, broken stream, odd method) is a DatasetError."""
+    try:
+        return io.BytesIO(archive.read(member))
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, OSError, EOFError) as error:
+        raise DatasetError(
+            f"'{display}' has a corrupt member {member.filename!r} ({error}): re-create the zip"
+        ) from error
 
 
 def _ignored(name: str) -> bool:

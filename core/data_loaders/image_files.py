@@ -51,6 +51,8 @@ def decode_image(
     Raises:
         DatasetError: not an image, corrupt or truncated, or more than ``MAX_IMAGE_PIXELS``.
     """
+    if _is_empty(source):
+        raise DatasetError(f"'{name}' is empty (0 bytes): remove it or replace it with the image")
     try:
         with Image.open(source) as image:
             width, height = image.size
@@ -85,6 +87,16 @@ def decode_image(
     if size is not None and (pixels.shape[1], pixels.shape[0]) != size:
         pixels = resize_image(pixels, size)
     return pixels, (width, height)
+
+
+def _is_empty(source: ImageSource) -> bool:
+    if isinstance(source, io.BytesIO):
+        with source.getbuffer() as view:  # no copy of the bytes
+            return view.nbytes == 0
+    try:
+        return os.path.getsize(source) == 0
+    except OSError:  # missing or unreadable: Image.open reports it
+        return False
 
 
 def _to_array(image: Image.Image) -> np.ndarray:
