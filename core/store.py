@@ -151,19 +151,27 @@ class RunStore:
             status: initial status, one of :data:`STATUSES`.
 
         Returns:
-            The new run id, e.g. ``convnet-digits-1124-205501-3fa2``.
+            The new run id, e.g. ``convnet-digits-1124-205501-3fa2c1``.
         """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         now = time.time()
         slug = re.sub(r"[^a-z0-9]+", "-", dataset.lower().split("/")[-1]).strip("-")[:16] or "data"
-        run_id = f"{model}-{slug}-{time.strftime('%m%d-%H%M%S', time.gmtime(now))}-{secrets.token_hex(2)}"
+        stamp = time.strftime("%m%d-%H%M%S", time.gmtime(now))
         with self._connect() as conn:
-            conn.execute(
-                "INSERT INTO runs (run_id, family, model, dataset, config, seed, status, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, family, model, dataset, json.dumps(config), seed, status, now),
-            )
+            for _ in range(20):  # ids made in the same second differ by their random suffix
+                run_id = f"{model}-{slug}-{stamp}-{secrets.token_hex(3)}"
+                try:
+                    conn.execute(
+                        "INSERT INTO runs (run_id, family, model, dataset, config, seed, status, created)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, family, model, dataset, json.dumps(config), seed, status, now),
+                    )
+                    break
+                except sqlite3.IntegrityError:
+                    continue
+            else:
+                raise RuntimeError("could not find a free run id")
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         return run_id
 

@@ -86,31 +86,48 @@ def load_zip(path: Path, display: str, image_size: int | None) -> RawData:
     except (zipfile.BadZipFile, OSError) as error:
         raise DatasetError(f"'{display}' is not a readable zip file ({error})") from error
     with archive:
-        entries = []
-        total_bytes = 0
-        for member in archive.infolist():
-            name = member.filename.replace("\\", "/")
-            parts = tuple(part for part in name.split("/") if part not in ("", "."))
-            if name.startswith("/") or re.match(r"[A-Za-z]:", name) or ".." in parts:
-                raise DatasetError(
-                    f"'{display}' contains the unsafe member path {member.filename!r}: refusing to read "
-                    "an archive whose paths point outside it"
-                )
-            if member.is_dir() or not parts:
-                continue
-            if member.flag_bits & 0x1:
-                raise DatasetError(f"'{display}' is password-protected: unzip it and use folder:PATH")
-            total_bytes += member.file_size
-            ratio_too_high = member.file_size > MAX_ZIP_RATIO * max(member.compress_size, 1)
-            if total_bytes > MAX_ZIP_BYTES or (member.file_size > _RATIO_CHECK_MIN_BYTES and ratio_too_high):
-                raise DatasetError(
-                    f"'{display}' would expand to too much data at {member.filename!r} (possible zip bomb): "
-                    f"unzip it yourself and use folder:PATH"
-                )
-            entries.append(
-                _Entry(parts, f"{display}:{name}", lambda m=member: _read_member(archive, m, display))
-            )
+        entries = [
+            _Entry(parts, f"{display}:{member.filename}", lambda m=member: _read_member(archive, m, display))
+            for parts, member in safe_members(archive, display)
+        ]
         return _load_entries(entries, display, image_size, f"{path} (zip)")
+
+
+def safe_members(archive: zipfile.ZipFile, display: str) -> list[tuple[tuple[str, ...], zipfile.ZipInfo]]:
+    """The file members of a zip with their path parts, after refusing what is unsafe to read.
+
+    Raises:
+        DatasetError: a member path outside the archive, an encrypted member, or a zip bomb
+            (too much data in total, or a member that expands too much).
+    """
+    members = []
+    total_bytes = 0
+    for member in archive.infolist():
+        name = member.filename.replace("\\", "/")
+        parts = tuple(part for part in name.split("/") if part not in ("", "."))
+        if name.startswith("/") or re.match(r"[A-Za-z]:", name) or ".." in parts:
+            raise DatasetError(
+                f"'{display}' contains the unsafe member path {member.filename!r}: refusing to read "
+                "an archive whose paths point outside it"
+            )
+        if member.is_dir() or not parts:
+            continue
+        if member.flag_bits & 0x1:
+            raise DatasetError(f"'{display}' is password-protected: unzip it and use folder:PATH")
+        total_bytes += member.file_size
+        ratio_too_high = member.file_size > MAX_ZIP_RATIO * max(member.compress_size, 1)
+        if total_bytes > MAX_ZIP_BYTES or (member.file_size > _RATIO_CHECK_MIN_BYTES and ratio_too_high):
+            raise DatasetError(
+                f"'{display}' would expand to too much data at {member.filename!r} (possible zip bomb): "
+                f"unzip it yourself and use folder:PATH"
+            )
+        members.append((parts, member))
+    return members
+
+
+def read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, display: str) -> io.BytesIO:
+    """A member's bytes; a corrupt member (bad CRC, broken stream, odd method) is a DatasetError."""
+    return _read_member(archive, member, display)
 
 
 def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, display: str) -> io.BytesIO:

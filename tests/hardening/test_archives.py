@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from core import datasets
-from core.errors import DatasetError
+from core.errors import DatasetError, UserError
 from tests.hardening import craft
 
 
@@ -201,6 +201,7 @@ def test_classify_zip_with_traversal_names_reads_nothing_outside(tmp_path):
 
     data = craft.zip_file(tmp_path / "evil.zip", {"../../x.png": craft.gray_png(1), "ok.png": craft.gray_png(2)})
     before = _tree(tmp_path)
-    names = [name for name, _ in dashboard.zip_image_entries(data.read_bytes())]
+    # Refused whole, as the dataset loader refuses it: an archive with such paths is hostile.
+    with pytest.raises(UserError, match="unsafe member path"):
+        dashboard.zip_image_entries(data.read_bytes())
     assert _tree(tmp_path) == before
-    assert "ok.png" in names

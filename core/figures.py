@@ -1,0 +1,231 @@
+"""Plotly figures shared by the dashboard pages and the notebooks.
+
+Each builder takes plain Python/numpy data (what ``core`` returns) and returns a
+``plotly.graph_objects.Figure``; none of them reads files or the run store.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+_SPLIT_COLORS = {"train": "#4C78A8", "test": "#F58518"}
+_CHANNEL_COLORS = {"gray": "#555555", "red": "#E45756", "green": "#54A24B", "blue": "#4C78A8"}
+
+
+def smooth(values: Sequence[float | None], weight: float) -> list[float | None]:
+    """Exponential moving average with bias correction (TensorBoard's smoothing).
+
+    Args:
+        values: a series; ``None`` or NaN entries stay ``None`` and do not move the average.
+        weight: 0 (no smoothing) to <1 (heavy smoothing).
+
+    Returns:
+        The smoothed series, same length.
+    """
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
+    out: list[float | None] = []
+    average, count = 0.0, 0
+    for value in values:
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            out.append(None)
+            continue
+        count += 1
+        average = weight * average + (1.0 - weight) * float(value)
+        out.append(average / (1.0 - weight**count))
+    return out
+
+
+def _epoch_axis(xs: Sequence[Any]) -> dict[str, Any]:
+    """Whole-number ticks for an epoch axis (no "1.5 epochs")."""
+    values = [x for x in xs if x is not None]
+    span = (max(values) - min(values)) if values else 0
+    return {"title": "epoch", "dtick": max(1, math.ceil(span / 10)), "tick0": 0}
+
+
+def _layout(figure: go.Figure, title: str | None = None, height: int = 320, **layout: Any) -> go.Figure:
+    figure.update_layout(
+        title=title, height=height, margin=_MARGIN, legend={"orientation": "h", "y": -0.2}, **layout
+    )
+    return figure
+
+
+def class_distribution(counts: Mapping[str, Sequence[int]], class_names: Sequence[str]) -> go.Figure:
+    """Grouped bars: images per class in each split.
+
+    Args:
+        counts: ``{"train": [n_class0, ...], "test": [...]}``.
+        class_names: the class names, in class-index order.
+    """
+    figure = go.Figure()
+    for split, values in counts.items():
+        figure.add_bar(x=list(class_names), y=list(values), name=split, marker_color=_SPLIT_COLORS.get(split))
+    return _layout(
+        figure, "Images per class", barmode="group", xaxis={"type": "category"}, yaxis_title="images"
+    )
+
+
+def pixel_histogram(histograms: Mapping[str, Sequence[float]]) -> go.Figure:
+    """Pixel-intensity histogram, one line per channel.
+
+    Args:
+        histograms: ``{"gray": counts}`` or ``{"red": ..., "green": ..., "blue": ...}``, each
+            256 counts (or fractions) for the values 0..255.
+    """
+    figure = go.Figure()
+    for channel, values in histograms.items():
+        figure.add_scatter(
+            x=list(range(len(values))),
+            y=list(values),
+            mode="lines",
+            name=channel,
+            line={"color": _CHANNEL_COLORS.get(channel)},
+            fill="tozeroy",
+        )
+    return _layout(figure, "Pixel intensities", xaxis_title="value (0-255)", yaxis_title="fraction of pixels")
+
+
+def curves(
+    table: Mapping[str, Sequence[Any]],
+    names: Sequence[str],
+    *,
+    x: str = "step",
+    smoothing: float = 0.0,
+    title: str | None = None,
+    height: int = 300,
+) -> go.Figure:
+    """Metric curves of one run (a ``RunStore.metric_table``), one line per metric.
+
+    Args:
+        table: columns ``step``, ``epoch`` and one per metric.
+        names: the metrics to draw (missing ones are skipped).
+        x: the x column, ``step`` or ``epoch``.
+        smoothing: EMA weight in [0, 1).
+        title: figure title.
+        height: pixels.
+    """
+    figure = go.Figure()
+    xs = list(table.get(x) or [])
+    for name in names:
+        if name not in table:
+            continue
+        figure.add_scatter(
+            x=xs,
+            y=smooth(list(table[name]), smoothing),
+            mode="lines+markers" if len(xs) < 30 else "lines",
+            name=name,
+            connectgaps=True,
+        )
+    return _layout(figure, title, height=height, xaxis=_epoch_axis(xs) if x == "epoch" else {"title": x})
+
+
+def overlay(
+    tables: Mapping[str, Mapping[str, Sequence[Any]]],
+    name: str,
+    *,
+    x: str = "step",
+    smoothing: float = 0.0,
+    height: int = 360,
+) -> go.Figure:
+    """One metric of several runs, one line per run.
+
+    Args:
+        tables: ``{run_id: metric_table}``.
+        name: the metric.
+        x: ``step`` or ``epoch``.
+        smoothing: EMA weight in [0, 1).
+        height: pixels.
+    """
+    figure = go.Figure()
+    every_x: list[Any] = []
+    for run_id, table in tables.items():
+        if name not in table:
+            continue
+        xs = list(table.get(x) or [])
+        every_x += xs
+        figure.add_scatter(
+            x=xs,
+            y=smooth(list(table[name]), smoothing),
+            name=run_id,
+            connectgaps=True,
+            mode="lines+markers" if len(xs) < 30 else "lines",
+        )
+    return _layout(figure, name, height=height, xaxis=_epoch_axis(every_x) if x == "epoch" else {"title": x})
+
+
+def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str]) -> go.Figure:
+    """Heatmap of a confusion matrix (rows: true class, columns: predicted class), with counts."""
+    values = np.asarray(matrix, dtype=np.int64)
+    names = [str(name) for name in class_names]
+    figure = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            text=values,
+            texttemplate="%{text}",
+            hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
+            showscale=False,
+        )
+    )
+    side = max(320, 30 * len(names) + 120)
+    return _layout(
+        figure,
+        "Confusion matrix (test)",
+        height=side,
+        xaxis={"title": "predicted", "type": "category"},
+        yaxis={"title": "true", "type": "category", "autorange": "reversed"},
+    )
+
+
+def per_class_accuracy(accuracies: Sequence[float], class_names: Sequence[str]) -> go.Figure:
+    """Bars: test accuracy of each class."""
+    figure = go.Figure(
+        go.Bar(
+            x=[str(name) for name in class_names],
+            y=list(accuracies),
+            marker_color="#4C78A8",
+            hovertemplate="%{x}: %{y:.1%}<extra></extra>",
+        )
+    )
+    return _layout(
+        figure,
+        "Accuracy per class (test)",
+        yaxis={"range": [0, 1], "tickformat": ".0%"},
+        xaxis={"type": "category"},
+    )
+
+
+def top_k(classes: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Horizontal bars of a classifier's top-k classes for one image.
+
+    Args:
+        classes: ``[{"class_name": ..., "probability": ...}, ...]``, best first.
+    """
+    names = [str(entry["class_name"]) for entry in classes][::-1]
+    probabilities = [float(entry["probability"]) for entry in classes][::-1]
+    figure = go.Figure(
+        go.Bar(
+            x=probabilities,
+            y=names,
+            orientation="h",
+            marker_color="#54A24B",
+            text=[f"{p:.1%}" for p in probabilities],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )
+    return _layout(
+        figure,
+        "Top classes",
+        height=max(200, 40 * len(names) + 80),
+        xaxis={"range": [0, 1], "tickformat": ".0%"},
+        yaxis={"type": "category"},
+    )

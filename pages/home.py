@@ -1,0 +1,73 @@
+"""Home: what the app does, the devices, recent runs, and a one-click first run."""
+
+import streamlit as st
+
+from core import dashboard
+from core.images import load_png
+from pages import ui
+
+ui.header("ConvGAN Studio")
+st.markdown(
+    "Train **ConvNet classifiers** and **GANs** on image datasets, watch them learn, and use them: "
+    "sample images from a GAN, classify your own images with a ConvNet. Runs train as background jobs "
+    "(Keras 3 on JAX) in the run store that the CLI (`python -m core`) and the notebooks share."
+)
+store = ui.store()
+runs = store.list_runs(limit=8)
+
+if not runs:
+    st.subheader("First run")
+    if ui.demo():
+        st.info("This demo has no runs yet.")
+    else:
+        st.write(
+            "The store is empty. Train three small starter models on the embedded 8x8 digits: a ConvNet "
+            "classifier, a DCGAN and a conditional GAN (about a minute on CPU in all, one after another), "
+            "so every page has something to show."
+        )
+        if st.button(
+            "Train starter models", key="home.starters", type="primary", icon=":material/rocket_launch:"
+        ):
+            with ui.guard():
+                st.session_state["home.launched"] = dashboard.launch_starters(store)
+                st.rerun()
+
+launched = st.session_state.get("home.launched")
+if launched:
+    st.success(f"Started {len(launched)} starter runs: " + ", ".join(launched), icon=":material/check:")
+    st.page_link("pages/train.py", label="Watch them train", icon=":material/model_training:")
+
+st.subheader("Devices")
+with ui.guard():
+    for line in dashboard.device_lines(ui.devices()):
+        st.markdown(f"- {line}")
+
+if runs:
+    st.subheader("Recent runs")
+    columns = ["run", "status", "model", "dataset", "epochs", "test_accuracy", "fid_cls", "duration_s"]
+    rows = [{key: row[key] for key in columns} for row in dashboard.run_rows(runs)]
+    st.dataframe(
+        rows,
+        hide_index=True,
+        column_config={
+            "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent"),
+            "fid_cls": st.column_config.NumberColumn("fid_cls", format="%.2f"),
+            "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
+        },
+    )
+    latest = dashboard.latest_gan_samples(store, runs)
+    if latest:
+        run_id, epoch, path = latest
+        ui.image(dashboard.enlarge(load_png(path), 200), caption=f"{run_id} after epoch {epoch}")
+
+st.subheader("Where to next")
+cols = st.columns(5)
+links = [
+    ("pages/datasets.py", "Browse datasets", ":material/photo_library:"),
+    ("pages/train.py", "Train a model", ":material/model_training:"),
+    ("pages/runs.py", "Compare runs", ":material/monitoring:"),
+    ("pages/sample.py", "Sample a GAN", ":material/auto_awesome:"),
+    ("pages/classify.py", "Classify images", ":material/category:"),
+]
+for col, (path, label, icon) in zip(cols, links, strict=True):
+    col.page_link(path, label=label, icon=icon)

@@ -1,0 +1,190 @@
+"""Train: pick a model and a dataset, set hyperparameters (defaults from core.config), launch a
+background job, and watch running and queued jobs live."""
+
+import streamlit as st
+
+from core import dashboard, figures, jobs
+from core.classifier import recommended_settings
+from core.config import CLASSIFIER_MODELS, GAN_MODELS, config_for
+from core.errors import RunNotFound
+from core.images import load_png
+from core.share import Param
+from pages import ui
+
+ui.header("Train")
+view = ui.View("train")
+store = ui.store()
+
+MODELS = {"classifier": CLASSIFIER_MODELS, "gan": GAN_MODELS}
+with ui.guard(stop=True):
+    infos = {info.name: info for info in ui.list_datasets()}
+    specs = [spec for spec in ui.dataset_specs() if spec not in infos or infos[spec].available]
+
+if not ui.demo():
+    top = st.columns(3)
+    task = top[0].segmented_control(
+        "Task",
+        ["classifier", "gan"],
+        required=True,
+        format_func={"classifier": "ConvNet classifier", "gan": "GAN"}.get,
+        key=view.bind(Param("task", str, "classifier", choices=("classifier", "gan"))),
+    )
+    model = top[1].selectbox(
+        "Model", MODELS[task], key=view.bind(Param("model", str).with_choices(MODELS[task]))
+    )
+    dataset = top[2].selectbox(
+        "Dataset",
+        specs,
+        format_func=dashboard.dataset_label,
+        key=view.bind(Param("dataset", str, "digits").with_choices(specs)),
+    )
+    recipe = recommended_settings(dataset, model) if task == "classifier" else {}
+    defaults = config_for(model, dataset=dataset, **recipe)
+    if st.session_state.get("train.form_for") != (model, dataset):  # new defaults: forget old entries
+        for key in [key for key in st.session_state if str(key).startswith(f"train.{model}.")]:
+            del st.session_state[key]
+        st.session_state["train.form_for"] = (model, dataset)
+
+    with st.form(f"train.form.{model}"):
+        st.caption(
+            f"Defaults of `{model}` from core.config"
+            + (" with the settings measured for this dataset" if recipe else "")
+            + "; change what you like."
+        )
+        values = {}
+        columns = st.columns(4)
+        for index, field in enumerate(dashboard.form_fields(defaults)):
+            label, help_text = dashboard.FIELD_HELP[field]
+            default = getattr(defaults, field)
+            key = f"train.{model}.{field}"
+            column = columns[index % 4]
+            if isinstance(default, bool):
+                values[field] = column.checkbox(label, value=default, help=help_text, key=key)
+            elif field == "image_size":
+                values[field] = column.number_input(
+                    label, value=default or 0, step=1, help=help_text, key=key
+                )
+            elif isinstance(default, int):
+                values[field] = column.number_input(label, value=default, step=1, help=help_text, key=key)
+            else:
+                values[field] = column.number_input(
+                    label, value=float(default), help=help_text, key=key, format="%g", step=None
+                )
+        if ui.devices() and ui.devices()[0]["platform"] != "cpu":
+            values["mixed_precision"] = st.checkbox("Mixed precision (bfloat16)", key=f"train.{model}.mp")
+        submitted = st.form_submit_button(
+            "Launch", type="primary", icon=":material/play_arrow:", key="train.launch"
+        )
+    if submitted:
+        with ui.guard():
+            values["image_size"] = int(values["image_size"]) or None
+            config = config_for(model, dataset=dataset, **values)
+            run_id = dashboard.launch(store, config)
+            st.session_state.setdefault("train.launched", []).insert(0, run_id)
+            st.success(
+                f"Launched {run_id}: it trains in the background (see below).", icon=":material/check:"
+            )
+
+    with ui.guard():
+        info = infos.get(dataset)
+        train_images = (info.splits or {}).get("train") if info else None
+        if train_images is None:
+            train_images = len(ui.load_dataset(dataset).x_train)
+        epochs = st.session_state.get(f"train.{model}.epochs", defaults.epochs)
+        guess = dashboard.estimate(store, model, dataset, int(epochs or 0), train_images)
+        if guess:
+            st.caption(
+                f"Estimated time for {epochs} epochs on {train_images:,} images: "
+                f"~{dashboard.format_seconds(guess['seconds'])} (measured {guess['images_per_second']:,.0f} "
+                f"img/s over {guess['runs']} past run(s) of {model} on this dataset)"
+            )
+        else:
+            st.caption(
+                f"No past run of {model} on {dashboard.dataset_label(dataset)} to estimate the time from: "
+                "the first one measures it."
+            )
+else:
+    st.caption("Launching is turned off in this read-only demo; running jobs are shown below.")
+
+with st.container(border=True), ui.guard():
+    names = ", ".join(dashboard.device_lines(ui.devices()))
+    st.markdown(
+        f":material/memory: **Devices:** {names} · up to {jobs.max_concurrent_jobs()} run(s) train "
+        "at once; more wait in the queue"
+    )
+
+launched = [*st.session_state.get("train.launched", []), *st.session_state.get("home.launched", [])]
+poll = bool(dashboard.active_runs(store))  # refresh every 2 s only while something trains
+
+
+@st.fragment(run_every=2 if poll else None)
+def live_panel():
+    if not ui.demo():
+        jobs.reconcile(store)  # marks runs whose trainer died as interrupted
+    active = dashboard.active_runs(store)
+    shown = [run["run_id"] for run in active]
+    for run_id in launched:
+        if run_id not in shown and len(shown) < len(active) + 3:
+            shown.append(run_id)
+    st.subheader("Jobs")
+    if not shown:
+        st.caption("No run is training or queued. Launch one above.")
+        return
+    queue = [run["run_id"] for run in active if run["status"] == "queued"]
+    for run_id in shown:
+        try:
+            run = store.get_run(run_id)
+        except RunNotFound:  # deleted on the Runs page since it was launched here
+            continue
+        with ui.guard():
+            run_card(run, queue)
+
+
+def run_card(run, queue):
+    run_id = run["run_id"]
+    with st.container(border=True):
+        head = st.columns([6, 1])
+        head[0].markdown(f"**{run_id}** · {run['model']} on {dashboard.dataset_label(run['dataset'])}")
+        head[1].badge(run["status"], color=dashboard.STATUS_COLORS.get(run["status"], "gray"))
+        position = queue.index(run_id) + 1 if run_id in queue else None
+        fraction, text = dashboard.progress_line(run, position)
+        st.progress(fraction, text=text)
+        if run["error"]:
+            (st.error if run["status"] == "failed" else st.warning)(run["error"])
+        if not ui.demo() and run["status"] in ("queued", "running"):
+            if run["status"] == "running" and st.button(
+                "Stop", key=f"train.stop.{run_id}", icon=":material/stop:"
+            ):
+                with ui.guard():
+                    dashboard.stop(store, run_id)
+                    st.toast(f"Asked {run_id} to stop after its current step.")
+            if run["status"] == "queued" and st.button(
+                "Cancel", key=f"train.cancel.{run_id}", icon=":material/cancel:"
+            ):
+                with ui.guard():
+                    dashboard.cancel(store, run_id)
+        table = store.metric_table(run_id, "step")
+        losses, others = dashboard.loss_and_accuracy(dashboard.metric_names(table))
+        charts = st.columns(3 if run["family"] == "gan" else 2)
+        if losses:
+            charts[0].plotly_chart(
+                figures.curves(table, losses, title="loss", height=260), key=f"train.loss.{run_id}"
+            )
+        if others:
+            charts[1].plotly_chart(
+                figures.curves(table, others, title="metrics", height=260), key=f"train.acc.{run_id}"
+            )
+        if run["family"] == "gan":
+            latest = dashboard.latest_sample(store.run_dir(run_id))
+            if latest:
+                with charts[-1]:
+                    ui.image(
+                        dashboard.enlarge(load_png(latest[1]), 240),
+                        caption=f"samples after epoch {latest[0]}",
+                    )
+        with st.expander("Log"):
+            st.code(dashboard.log_tail(jobs.read_log(store, run_id)) or "(no output yet)", language=None)
+
+
+live_panel()
+view.publish()
