@@ -1,0 +1,214 @@
+"""The GAN family: train a dcgan, cgan or wgan-gp run with ``fit()``, and score a generator.
+
+``fit_gan`` builds (or, to resume, loads) the model, trains it on shuffled full batches with
+the run's callbacks plus :class:`SampleGrid`, then scores the EMA generator with
+``core.gan_metrics`` when that module can be used (fid_cls, kid_cls, precision, recall, and
+label_accuracy for cgan), plus ``fid_cls_no_ema`` for the raw generator.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from core import images, sampling
+from core.config import GANConfig
+from core.errors import ConfigError
+from core.models.gan_base import GAN
+
+
+def fit_gan(config: GANConfig, data, ctx) -> dict[str, Any]:
+    """Train the GAN of ``config`` on ``data`` for the run ``ctx``.
+
+    Args:
+        config: the run's ``GANConfig``.
+        data: a ``core.datasets.Dataset`` (uint8 images; labels needed for cgan).
+        ctx: the run's ``core.runctx.RunContext`` (run folder, resume checkpoint, callbacks).
+
+    Returns:
+        The last epoch's training logs (``d_loss``, ``g_loss``, ...) and, when the run
+        finished and ``core.gan_metrics`` is usable, the generator's scores.
+
+    Raises:
+        ConfigError: cgan on unlabeled data, a batch larger than the data, an image shape the
+            models cannot make, or a resume checkpoint of another kind of model.
+    """
+    if config.model == "cgan" and data.y_train is None:
+        raise ConfigError(f"{config.dataset} has no labels: cgan needs one sub-folder per class (use dcgan)")
+    num_images = len(data.x_train)
+    if config.batch_size > num_images:
+        raise ConfigError(f"batch size {config.batch_size} is larger than the {num_images} training images")
+    keras.utils.set_random_seed(config.seed)
+    if ctx.resume_checkpoint is not None:
+        model = sampling.load_gan(ctx.resume_checkpoint)
+        if not _matches(model, config):
+            raise ConfigError(
+                f"checkpoint {Path(ctx.resume_checkpoint).name} holds a {type(model).__name__}, not {config.model}"
+            )
+    else:
+        from core.models.gans import build_gan
+
+        model = build_gan(config, data.image_shape, data.num_classes)
+
+    labels = data.y_train if model.conditional else None
+    batches = ShuffledBatches(data.x_train, labels, config.batch_size, seed=config.seed,
+                              first_epoch=ctx.initial_epoch)
+    callbacks = list(ctx.callbacks(len(batches), batch_size=config.batch_size))
+
+    def is_partial(epoch: int) -> bool:
+        stopper = getattr(ctx, "stopper", None)
+        return stopper is not None and stopper.stopped_at_epoch == epoch
+
+    grid = SampleGrid(Path(ctx.run_dir) / "samples", num_images=config.sample_grid_size, seed=config.seed,
+                      initial_epoch=ctx.initial_epoch, is_partial=is_partial)
+    # Batches are shuffled by ShuffledBatches (seeded per epoch), not by fit (global RNG).
+    set_epoch = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None: batches.set_epoch(epoch))
+    history = model.fit(batches, epochs=config.epochs, initial_epoch=ctx.initial_epoch, shuffle=False,
+                        callbacks=[set_epoch, grid, *callbacks], verbose=0)
+    final = {name: float(values[-1]) for name, values in history.history.items() if values}
+    if getattr(ctx, "failure", None) or getattr(ctx, "stopped", False):
+        return final
+    final.update(evaluate_gan(model, data, config, store=getattr(ctx, "store", None)))
+    return final
+
+
+def evaluate_gan(model: GAN, data, config: GANConfig, *, store=None) -> dict[str, Any]:
+    """Score a GAN's EMA generator (and its raw generator, for ``fid_cls_no_ema``).
+
+    Uses ``core.gan_metrics.evaluate_generator`` with the dataset's reference classifier
+    (found in, or trained into, ``store``). Metrics are a bonus to training: if they cannot
+    be computed, the reason goes to stderr and the result is empty.
+
+    Returns:
+        ``fid_cls``, ``kid_cls``, ``precision``, ``recall``, ``label_accuracy`` (cgan),
+        ``fid_cls_no_ema``; or {} when metrics are unavailable.
+    """
+    try:
+        from core import gan_metrics
+
+        classifier = gan_metrics.reference_classifier(data.info.name, store, image_size=config.image_size)
+        results: dict[str, Any] = {}
+        for ema in (True, False):
+            def sample_fn(n, seed, labels, ema=ema):
+                z = sampling.latents(model.latent_dim, n, seed)
+                return images.to_uint8(model.generate(z, labels if model.conditional else None, ema=ema))
+
+            scores = gan_metrics.evaluate_generator(
+                sample_fn, data, classifier=classifier, num_samples=config.metric_samples, seed=config.seed,
+                conditional=model.conditional, num_classes=model.num_classes or None,
+            )
+            if ema:
+                for note in scores.get("notes", []):
+                    print(f"note: {note}", file=sys.stderr)
+                results.update({k: v for k, v in scores.items() if isinstance(v, (int, float))})
+            else:
+                results["fid_cls_no_ema"] = float(scores["fid_cls"])
+        return results
+    except Exception as err:  # noqa: BLE001 - a run's training result stands without its scores
+        print(f"note: GAN metrics skipped: {type(err).__name__}: {err}", file=sys.stderr)
+        return {}
+
+
+def _matches(model, config: GANConfig) -> bool:
+    from core.models.gans import GAN_CLASSES
+
+    return type(model) is GAN_CLASSES.get(config.model)
+
+
+class ShuffledBatches(keras.utils.PyDataset):
+    """Full batches of images (and labels) in a new seeded order every epoch.
+
+    The remainder that does not fill a batch is left out of that epoch (a different one each
+    epoch), so every step has the same shape and XLA compiles the step once. The order of
+    epoch ``e`` depends only on ``(seed, e)``, so a resumed run sees the same batches as an
+    uninterrupted one; ``fit_gan`` calls :meth:`set_epoch` at the start of every epoch (Keras'
+    own ``on_epoch_end`` calls of a PyDataset do not count epochs reliably).
+
+    Args:
+        x: uint8 images (N, H, W, C).
+        y: labels (N,) or None.
+        batch_size: images per batch.
+        seed: with the epoch number, fixes each epoch's order.
+        first_epoch: the epoch before the first :meth:`set_epoch` call.
+    """
+
+    def __init__(self, x, y, batch_size: int, *, seed: int = 0, first_epoch: int = 0):
+        super().__init__()
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = first_epoch
+        self._order_epoch = None
+        self._order = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.x) // self.batch_size
+
+    def __getitem__(self, index):
+        if self._order_epoch != self.epoch:
+            self._order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
+            self._order_epoch = self.epoch
+        picked = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
+        if self.y is None:
+            return (self.x[picked],)
+        return self.x[picked], self.y[picked]
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Saves a PNG grid of the EMA generator's images for fixed latents after every epoch.
+
+    ``<directory>/epoch_NNN.png`` after NNN completed epochs, and ``epoch_000.png`` (the
+    untrained generator) before training when not resuming; written atomically. Latents are
+    ``sampling.latents(latent_dim, num_images, seed)``; a conditional model gets one class per
+    row (``num_images // num_classes`` columns).
+
+    Args:
+        directory: where the PNGs go (the run's ``samples/``).
+        num_images: images per grid.
+        seed: seed of the fixed latents.
+        initial_epoch: epochs done before this ``fit`` (no epoch-0 grid when > 0).
+        is_partial: returns True for an epoch a stop request cut short (no grid then).
+    """
+
+    def __init__(self, directory, num_images: int = 64, seed: int = 0, initial_epoch: int = 0,
+                 is_partial=lambda epoch: False):
+        super().__init__()
+        self.directory = Path(directory)
+        self.num_images = num_images
+        self.seed = seed
+        self.initial_epoch = initial_epoch
+        self.is_partial = is_partial
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        self.written: list[Path] = []
+        if model.conditional:
+            self.columns = max(1, self.num_images // model.num_classes)
+            count = self.columns * model.num_classes
+            self.labels = np.repeat(np.arange(model.num_classes), self.columns)
+        else:
+            self.columns = math.ceil(math.sqrt(self.num_images))
+            count = self.num_images
+            self.labels = None
+        self.latents = sampling.latents(model.latent_dim, count, self.seed)
+        if self.initial_epoch == 0:
+            self.write(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.is_partial(epoch):
+            self.write(epoch + 1)
+
+    def write(self, epochs_done: int) -> Path:
+        batch = images.to_uint8(self.model.generate(self.latents, self.labels))
+        path = images.save_png(images.make_grid(batch, ncols=self.columns),
+                               self.directory / f"epoch_{epochs_done:03d}.png")
+        self.written.append(path)
+        return path

@@ -1,0 +1,165 @@
+"""Fast layers, augmentation and the label-smoothing loss against their Keras references."""
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from core.models.augment import AUGMENTATIONS, RandomShiftZoomFlip, augmentation_for, augmentation_preset
+from core.models.classifiers import SparseCrossentropy
+from core.models.layers import Dropout, MaxPool2x2
+
+
+def _pool_and_grad(layer, x, upstream):
+    # Gradient of <pool(x), upstream>: what backprop hands the layer below.
+    def loss(x):
+        return jnp.sum(layer(x) * upstream)
+
+    return layer(x), jax.grad(loss)(x)
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8, 4), (2, 28, 28, 16), (2, 7, 9, 3)])
+def test_maxpool2x2_matches_keras_outputs_and_gradients(shape):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=shape).astype(np.float32))  # continuous: no ties in a window
+    reference = layers.MaxPooling2D(2)
+    out_shape = reference.compute_output_shape(shape)
+    upstream = jnp.asarray(rng.normal(size=out_shape).astype(np.float32))
+    fast_out, fast_grad = _pool_and_grad(MaxPool2x2(), x, upstream)
+    ref_out, ref_grad = _pool_and_grad(reference, x, upstream)
+    assert fast_out.shape == out_shape
+    np.testing.assert_array_equal(np.asarray(fast_out), np.asarray(ref_out))
+    np.testing.assert_array_equal(np.asarray(fast_grad), np.asarray(ref_grad))
+
+
+def test_maxpool2x2_gradient_after_relu_matches_keras_despite_ties():
+    # ReLU zeros tie inside windows; the tie gradient differs but the ReLU masks it out.
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=(2, 8, 8, 4)).astype(np.float32))
+    upstream = jnp.asarray(rng.normal(size=(2, 4, 4, 4)).astype(np.float32))
+    grads = [
+        jax.grad(lambda x, pool=pool: jnp.sum(pool(jax.nn.relu(x)) * upstream))(x)
+        for pool in (MaxPool2x2(), layers.MaxPooling2D(2))
+    ]
+    np.testing.assert_array_equal(np.asarray(grads[0]), np.asarray(grads[1]))
+
+
+def test_maxpool2x2_config_round_trip_and_symbolic_shape():
+    layer = MaxPool2x2(name="pool")
+    clone = MaxPool2x2.from_config(layer.get_config())
+    assert clone.name == "pool"
+    assert keras.saving.get_registered_name(MaxPool2x2) == "convgan>MaxPool2x2"
+    assert clone(keras.Input((9, 28, 5))).shape == (None, 4, 14, 5)
+
+
+def _batch(seed=0, shape=(16, 12, 12, 1)):
+    return np.random.default_rng(seed).integers(0, 256, size=shape).astype(np.float32)
+
+
+def test_augmentation_is_identity_in_inference():
+    x = _batch()
+    layer = RandomShiftZoomFlip(shift=0.2, zoom=0.2, flip=True, seed=3)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    assert not np.allclose(np.asarray(layer(x, training=True)), x)
+
+
+def test_augmentation_without_transform_keeps_images_exactly():
+    x = _batch()
+    out = RandomShiftZoomFlip(shift=0.0, zoom=0.0, flip=False)(x, training=True)
+    np.testing.assert_array_equal(np.asarray(out), x)
+
+
+def _shifted(image, dy, dx):
+    """``image`` moved by (dy, dx) whole pixels, zeros coming in."""
+    out = np.zeros_like(image)
+    height, width = image.shape[:2]
+    out[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = image[
+        max(-dy, 0) : height - max(dy, 0), max(-dx, 0) : width - max(dx, 0)
+    ]
+    return out
+
+
+def test_augmentation_shifts_whole_pixels_and_flips_exactly():
+    x = _batch(shape=(32, 10, 10, 2))
+    layer = RandomShiftZoomFlip(shift=0.2, zoom=0.0, flip=True, seed=7)
+    out = np.asarray(layer(x, training=True))
+    flipped = 0
+    for image, result in zip(x, out, strict=True):
+        candidates = {
+            (dy, dx, mirror): _shifted(image[:, ::-1] if mirror else image, dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            for mirror in (False, True)
+        }
+        matches = [key for key, candidate in candidates.items() if np.array_equal(candidate, result)]
+        assert matches, "each output must be the input shifted by whole pixels, maybe mirrored"
+        flipped += matches[0][2]
+    assert 4 <= flipped <= 28  # about half are mirrored
+
+
+def test_augmentation_is_seeded():
+    x = _batch()
+    first = RandomShiftZoomFlip(shift=0.1, zoom=0.1, seed=5)(x, training=True)
+    second = RandomShiftZoomFlip(shift=0.1, zoom=0.1, seed=5)(x, training=True)
+    other = RandomShiftZoomFlip(shift=0.1, zoom=0.1, seed=6)(x, training=True)
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+    assert not np.array_equal(np.asarray(first), np.asarray(other))
+
+
+def test_augmentation_config_round_trip():
+    layer = RandomShiftZoomFlip(shift=0.07, zoom=0.05, flip=True, seed=11, name="augment")
+    config = layer.get_config()
+    clone = RandomShiftZoomFlip.from_config(config)
+    assert (clone.shift, clone.zoom, clone.flip, clone.seed) == (0.07, 0.05, True, 11)
+    with pytest.raises(ValueError, match="shift and zoom"):
+        RandomShiftZoomFlip(shift=0.6)
+
+
+def test_augmentation_presets_never_flip_digits():
+    assert augmentation_preset("digits", 1) == "handwriting"
+    assert augmentation_preset("mnist", 1) == "handwriting"
+    assert augmentation_preset("fashion_mnist", 1) == "centered"
+    assert augmentation_preset("cifar10", 3) == "natural"
+    assert augmentation_preset("folder:photos", 3) == "natural"
+    assert augmentation_preset("folder:letters", 1) == "handwriting"
+    assert AUGMENTATIONS["handwriting"]["flip"] is False
+    assert augmentation_for((28, 28, 1)).flip is False
+    assert augmentation_for((32, 32, 3)).flip is True
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        augmentation_for((8, 8, 1), preset="sideways")
+
+
+def test_sparse_crossentropy_matches_keras():
+    rng = np.random.default_rng(0)
+    probabilities = jax.nn.softmax(jnp.asarray(rng.normal(size=(6, 4)).astype(np.float32)))
+    labels = np.array([0, 1, 2, 3, 1, 0])
+    plain = SparseCrossentropy()(labels, probabilities)
+    reference = keras.losses.SparseCategoricalCrossentropy()(labels, probabilities)
+    np.testing.assert_allclose(float(plain), float(reference), rtol=1e-6)
+    smoothed = SparseCrossentropy(label_smoothing=0.1)(labels, probabilities)
+    one_hot = np.eye(4, dtype=np.float32)[labels]
+    expected = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(one_hot, probabilities)
+    np.testing.assert_allclose(float(smoothed), float(expected), rtol=1e-6)
+    assert SparseCrossentropy.from_config(SparseCrossentropy(0.2).get_config()).label_smoothing == 0.2
+
+
+def test_seed_states_are_saved_with_the_model(tmp_path):
+    # Keras saves no SeedGenerator state; ours do, so a resumed run repeats an uninterrupted one.
+    inputs = keras.Input((6, 6, 1))
+    x = RandomShiftZoomFlip(shift=0.2, seed=1, name="augment")(inputs)
+    outputs = Dropout(0.5, seed=2, name="dropout")(layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    images = _batch(shape=(4, 6, 6, 1))
+    model(images, training=True)  # advance both random streams
+    model.save(tmp_path / "seeded.keras")
+    loaded = keras.saving.load_model(tmp_path / "seeded.keras")
+    assert isinstance(loaded.get_layer("dropout"), Dropout)
+    for name in ("augment", "dropout"):
+        state = np.asarray(model.get_layer(name).seed_generator.state)
+        assert state.any()
+        np.testing.assert_array_equal(np.asarray(loaded.get_layer(name).seed_generator.state), state)
+    np.testing.assert_array_equal(
+        np.asarray(loaded(images, training=True)), np.asarray(model(images, training=True))
+    )
