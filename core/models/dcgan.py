@@ -5,9 +5,12 @@ per doubling -> 3x3 conv -> tanh. The start size is 2x2 for 8x8 images, 7x7 for 
 32x32 and 64x64 (:func:`generator_plan`). Upsampling is ``UpConv2D`` (nearest + conv), ~6x faster
 than ``Conv2DTranspose`` on XLA:CPU (numbers in ``core/models/upsample.py``).
 
-Discriminator: [4x4 conv stride 2, LeakyReLU(0.2)] per halving, flatten, dense -> one logit. No
-batch norm (the training step needs a stateless discriminator; see ``gan_base.GAN``). Strided
-convolutions are cheap on XLA:CPU (unlike transposed ones), so no special layer is needed.
+Discriminator: a 3x3 stride-1 "stem" conv at full resolution, then [4x4 conv stride 2,
+LeakyReLU(0.2)] per halving, flatten, dense -> one logit. The stem made the discriminator
+strong enough to teach the generator in a short run: on digits after 30 epochs fid_cls (EMA)
+went from 40 to 23. No batch norm (the training step needs a stateless discriminator; see
+``gan_base.GAN``). Strided convolutions are cheap on XLA:CPU, forward and backward (unlike
+transposed ones), so no special layer is needed.
 
 Loss: the non-saturating loss, ``d_loss = softplus(-D(x)) + softplus(D(G(z)))`` and
 ``g_loss = softplus(-D(G(z)))`` (means over the batch). Optimizers: Adam(2e-4, beta_1 0.5)

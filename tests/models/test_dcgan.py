@@ -15,8 +15,8 @@ from core.models.gans import build_gan
 from core.models.upsample import UpConv2D, upsample_nearest
 
 SHAPES = [(8, 8, 1), (28, 28, 1), (32, 32, 3), (64, 64, 3)]
-# (generator, discriminator) parameters at the default width (16 for 8x8, else 32), latent_dim 64.
-PARAMS = {(8, 8, 1): (40785, 41473), (28, 28, 1): (519329, 170625),
+# (generator, discriminator) parameters at width 32, latent_dim 64.
+PARAMS = {(8, 8, 1): (127649, 164865), (28, 28, 1): (519329, 170625),
           (32, 32, 3): (667363, 693569), (64, 64, 3): (1258211, 1742401)}
 
 
@@ -41,10 +41,11 @@ def test_upsample_nearest_matches_upsampling2d():
     np.testing.assert_array_equal(np.asarray(upsample_nearest(x)), np.asarray(layers.UpSampling2D(2)(x)))
 
 
-def test_upconv_equals_upsampling_plus_conv_outputs_and_gradients():
+@pytest.mark.parametrize("kernel_size", [3, 5])  # 3: folded phase kernels; 5: upsample + conv
+def test_upconv_equals_upsampling_plus_conv_outputs_and_gradients(kernel_size):
     keras.utils.set_random_seed(1)
-    fast = UpConv2D(6, 3)
-    reference = keras.Sequential([layers.UpSampling2D(2), layers.Conv2D(6, 3, padding="same")])
+    fast = UpConv2D(6, kernel_size)
+    reference = keras.Sequential([layers.UpSampling2D(2), layers.Conv2D(6, kernel_size, padding="same")])
     x = np.random.default_rng(0).standard_normal((2, 5, 7, 4)).astype("float32")
     fast(x), reference(x)
     reference.layers[1].set_weights(fast.conv.get_weights())
