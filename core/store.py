@@ -202,7 +202,8 @@ class RunStore:
         return {k: v for k, v in run.items() if not k.endswith("_ts")}
 
     def resolve(self, ref: str) -> str:
-        """Turn what a user typed into a run id: an exact id, a unique prefix, or ``latest``.
+        """Turn what a user typed into a run id: an exact id, a unique prefix, or ``latest``
+        (the newest active run, else the one that finished last).
 
         Raises:
             RunNotFound: nothing or several runs match.
@@ -210,7 +211,11 @@ class RunStore:
         ref = (ref or "").strip()
         with self._connect() as conn:
             if ref == "latest":
-                row = conn.execute("SELECT run_id FROM runs ORDER BY created DESC LIMIT 1").fetchone()
+                # Active runs first, then the most recently finished: a GAN's reference classifier,
+                # created while the GAN evaluates, finishes before it and so does not win.
+                row = conn.execute(
+                    "SELECT run_id FROM runs ORDER BY COALESCE(finished, 1e18) DESC, created DESC LIMIT 1"
+                ).fetchone()
                 if row is None:
                     raise RunNotFound(f"the store {self.home} has no runs yet")
                 return row["run_id"]

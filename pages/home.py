@@ -22,7 +22,7 @@ if not runs:
     else:
         st.write(
             "The store is empty. Train three small starter models on the embedded 8x8 digits: a ConvNet "
-            "classifier, a DCGAN and a conditional GAN (about a minute on CPU in all, one after another), "
+            "classifier, a DCGAN and a conditional GAN (about two minutes on CPU in all, one after another), "
             "so every page has something to show."
         )
         if st.button(
