@@ -8,7 +8,6 @@ trains a run that already exists in the store; background workers call it with t
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
@@ -294,7 +293,3 @@ def code_version() -> str:
         digest.update(path.read_bytes())
     return "src-" + digest.hexdigest()[:12]
 
-
-def steps_per_epoch(num_images: int, batch_size: int, drop_remainder: bool = False) -> int:
-    """Optimizer steps in one epoch of ``num_images`` at ``batch_size``."""
-    return num_images // batch_size if drop_remainder else math.ceil(num_images / batch_size)

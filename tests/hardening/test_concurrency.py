@@ -4,7 +4,6 @@ locked"."""
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import time
 
@@ -20,7 +19,7 @@ def test_two_trainers_and_a_reader_lose_nothing_and_never_see_a_locked_database(
     pytest.importorskip("core.classifier")
     monkeypatch.setenv("CONVGAN_MAX_JOBS", "2")
     epochs, batch_size = 6, 32
-    steps_per_epoch = math.ceil(1437 / batch_size)
+    steps_per_epoch = 1437 // batch_size  # trainers use whole batches only
     # log_every_steps=1: every optimizer step writes a metric row and the progress record.
     config = config_for("convnet", dataset="digits", epochs=epochs, batch_size=batch_size, log_every_steps=1)
     run_ids = [jobs.launch(config, store), jobs.launch(config, store)]

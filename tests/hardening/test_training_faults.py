@@ -211,7 +211,7 @@ def test_kill_9_at_ten_random_moments_never_leaves_the_store_inconsistent(store,
     monkeypatch.setenv("CONVGAN_MAX_JOBS", "1")
     seed = int(os.environ.get("CONVGAN_KILL_SEED", random.randrange(2**32)))
     rng = random.Random(seed)
-    batch_size, steps_per_epoch = 64, math.ceil(1437 / 64)
+    batch_size, steps_per_epoch = 64, 1437 // 64  # whole batches only
     run_id = jobs.launch(config_for("convnet", dataset="digits", epochs=3, batch_size=batch_size,
                                     log_every_steps=4), store)
     done, moments = 0, []
