@@ -30,14 +30,18 @@ WARMUP_FRACTION = 0.1  # of all training steps: linear learning-rate warm-up, th
 # Settings measured to reach the promised accuracy; front ends start a new run from
 # ``recommended_settings(dataset, model)`` and let the user change them.
 _RECIPES: dict[tuple[str, str], dict[str, Any]] = {
-    # 1,437 images: batch 32 gives 4x the optimizer steps of batch 128 in the same time.
+    # 1,437 images: batch 32 gives 4x the optimizer steps of batch 128 for the same compile
+    # time. Seeds 0-4: convnet 0.981-0.994 test accuracy (mean 0.987), resnet 0.972-0.986,
+    # each run ~5 s including compilation.
     ("digits", "convnet"): {"epochs": 10, "batch_size": 32},
     ("digits", "resnet"): {"epochs": 10, "batch_size": 32},
-    # 60,000 centred items: augmentation slows the first epochs more than it helps them.
+    # 60,000 centred items and few epochs: augmentation slowed learning more than it helped
+    # (convnet, 5 epochs: 0.918 without, 0.893 with shift/zoom).
     ("fashion", "convnet"): {"epochs": 5, "augment": False},
-    ("fashion", "resnet"): {"epochs": 15},
+    # 0.934 in 12 epochs; label smoothing keeps the 12-epoch model from overconfidence.
+    ("fashion", "resnet"): {"epochs": 12, "augment": False, "label_smoothing": 0.1},
+    # Not measured (no MNIST files on this machine): Fashion-MNIST's recipe, an easier data set.
     ("mnist", "convnet"): {"epochs": 5, "augment": False},
-    ("cifar", "resnet"): {"epochs": 30},
 }
 
 
@@ -169,7 +173,13 @@ def evaluate_classifier(model: keras.Model, data) -> dict[str, Any]:
         ``test_accuracy``, ``test_loss`` (mean cross-entropy), ``per_class_accuracy`` (one
         entry per class, ``None`` for a class with no test images), ``confusion_matrix``
         (rows are true classes, columns predicted) and ``num_params``.
+
+    Raises:
+        DatasetError: the test split has no labels.
+        UserError: the images do not fit the model.
     """
+    if data.y_test is None:
+        raise DatasetError("this data set's test split has no labels to evaluate against")
     probabilities = predict_proba(model, data.x_test)
     labels = np.asarray(data.y_test, dtype=np.int64)
     num_classes = probabilities.shape[1]
@@ -316,8 +326,9 @@ def saliency(model: keras.Model, image, class_index: int, method: str = "smoothg
 
     ``smoothgrad`` averages the absolute input gradient of the class logit over 32 noisy copies
     of the image (noise 15% of the pixel range); ``gradcam`` weights the last convolutional
-    feature map by its mean gradient (Grad-CAM). Both use ``jax.grad`` through
-    ``stateless_call`` in inference mode.
+    feature map by the class logit's gradient, position by position (the HiResCAM form of
+    Grad-CAM, which stays faithful with a flatten head), and upsamples it bilinearly. Both use
+    ``jax.grad`` through ``stateless_call`` in inference mode.
 
     Args:
         model: a classifier from this module (or any whose last dense layer is ``logits``).
@@ -606,8 +617,9 @@ def _gradcam(model: keras.Model, image: np.ndarray, class_index: int) -> np.ndar
 def _gradcam_map(features_fn, head_fn, features_vars, head_vars, image, class_index):
     features = features_fn(features_vars, image[None])  # (1, h, w, channels)
     grads = jax.grad(lambda f: jnp.take(head_fn(head_vars, f)[0], class_index))(features)
-    weights = grads.mean(axis=(1, 2), keepdims=True)  # (1, 1, 1, channels)
-    heatmap = jax.nn.relu((weights * features).sum(axis=-1))[0]  # (h, w)
+    # Element-wise gradient x activation (HiResCAM): with a flatten head each position has its
+    # own weights, and Grad-CAM's spatially averaged gradient can cancel to an empty map.
+    heatmap = jax.nn.relu((grads * features).sum(axis=-1))[0]  # (h, w)
     return jax.image.resize(heatmap, image.shape[:2], method="linear")
 
 

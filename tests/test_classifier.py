@@ -80,7 +80,7 @@ def test_metrics_are_consistent(trained, digits):
     per_class = np.diag(confusion) / confusion.sum(axis=1)
     np.testing.assert_allclose(metrics["per_class_accuracy"], per_class)
     assert 0 < metrics["test_loss"] < 0.5
-    assert metrics["num_params"] == 10_074
+    assert metrics["num_params"] == 29_354
 
 
 def _small(data, train=400, test=100):

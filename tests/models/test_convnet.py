@@ -12,7 +12,7 @@ from core.models.convnet import num_pools
 NAME = "convnet"
 # (input shape, classes) -> parameters. A change here changes every saved checkpoint.
 PARAMETERS = {
-    ((8, 8, 1), 10): 10_074,
+    ((8, 8, 1), 10): 29_354,
     ((28, 28, 1), 10): 55_002,
     ((32, 32, 3), 10): 118_650,
 }

@@ -12,9 +12,9 @@ from core.models.convnet import num_pools
 NAME = "resnet"
 # (input shape, classes) -> parameters. A change here changes every saved checkpoint.
 PARAMETERS = {
-    ((8, 8, 1), 10): 59_178,
-    ((28, 28, 1), 10): 290_730,
-    ((32, 32, 3), 10): 1_213_162,
+    ((8, 8, 1), 10): 20_058,
+    ((28, 28, 1), 10): 104_410,
+    ((32, 32, 3), 10): 1_251_562,
 }
 
 
@@ -59,6 +59,8 @@ def test_stages_are_residual_and_end_on_a_small_map(models):
     assert sum(isinstance(layer, keras.layers.Add) for layer in model.layers) == 3
     # Every stage doubles the channels here, so every shortcut is a 1x1 projection.
     assert all(f"stage{i}_shortcut_conv" in [la.name for la in model.layers] for i in (1, 2, 3))
+    # Grayscale images get half the width (16 channels in the stem, 64 at the end).
+    assert models[((28, 28, 1), 10)].get_layer("stage2_relu2").output.shape == (None, 7, 7, 64)
 
 
 @pytest.mark.parametrize("key", list(PARAMETERS))
