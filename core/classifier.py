@@ -19,7 +19,10 @@ import keras
 import numpy as np
 
 from core import checkpoints
-from core.config import ClassifierConfig
+from core.config import (
+    ClassifierConfig,
+    recommended_settings,  # noqa: F401 - re-exported for front ends
+)
 from core.errors import DatasetError, ModelFileError, TrainingFailed, UserError
 from core.models.augment import augmentation_preset
 from core.models.classifiers import SparseCrossentropy, build_classifier
@@ -27,41 +30,7 @@ from core.models.classifiers import SparseCrossentropy, build_classifier
 EVAL_BATCH_SIZE = 500  # images per inference call; divides 10,000 so test sets compile once
 WARMUP_FRACTION = 0.1  # of all training steps: linear learning-rate warm-up, then cosine decay
 
-# Settings measured to reach the promised accuracy; front ends start a new run from
-# ``recommended_settings(dataset, model)`` and let the user change them.
-_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
-    # 1,437 images: batch 32 gives 4x the optimizer steps of batch 128 for the same compile
-    # time. Seeds 0-4: convnet 0.981-0.994 test accuracy (mean 0.987), resnet 0.972-0.986,
-    # each run ~5 s including compilation.
-    ("digits", "convnet"): {"epochs": 10, "batch_size": 32},
-    ("digits", "resnet"): {"epochs": 10, "batch_size": 32},
-    # 60,000 centred items and few epochs: augmentation slowed learning more than it helped
-    # (convnet, 5 epochs: 0.918 without, 0.893 with shift/zoom).
-    ("fashion", "convnet"): {"epochs": 5, "augment": False},
-    # 0.934 in 12 epochs; label smoothing keeps the 12-epoch model from overconfidence.
-    ("fashion", "resnet"): {"epochs": 12, "augment": False, "label_smoothing": 0.1},
-    # Not measured (no MNIST files on this machine): Fashion-MNIST's recipe, an easier data set.
-    ("mnist", "convnet"): {"epochs": 5, "augment": False},
-}
-
-
-def recommended_settings(dataset: str, model: str) -> dict[str, Any]:
-    """``ClassifierConfig`` overrides measured to work well for ``dataset`` and ``model``.
-
-    Args:
-        dataset: a data set spec (``digits``, ``fashion-mnist``, a folder, ...).
-        model: ``convnet`` or ``resnet``.
-
-    Returns:
-        Field values to apply with ``dataclasses.replace``; empty when there is no recipe.
-    """
-    name = dataset.lower().replace("_", "-")
-    for (prefix, recipe_model), settings in _RECIPES.items():
-        if recipe_model == model and name.startswith(prefix):
-            return dict(settings)
-    return {}
-
-
+# Per-dataset recipes live in core.config, next to the defaults they adjust.
 def fit_classifier(config: ClassifierConfig, data, ctx) -> dict[str, Any]:
     """Train (or resume) a classifier on ``data`` and evaluate it on the test split.
 
@@ -72,7 +41,8 @@ def fit_classifier(config: ClassifierConfig, data, ctx) -> dict[str, Any]:
             (a ``.keras`` file whose optimizer state is restored) and ``callbacks(steps)``.
 
     Returns:
-        The final metrics of ``evaluate_classifier`` plus ``num_params``.
+        The final metrics of ``evaluate_classifier`` (test accuracy and loss, per-class
+        accuracy, confusion matrix, ``num_params``).
 
     Raises:
         DatasetError: the data set has no labels or its arrays do not match.

@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = command(name, text)
         p.add_argument("run", help="run id, unique prefix, or 'latest'")
         p.add_argument("--json", action="store_true")
+        if name == "show":
+            p.add_argument("--history", action="store_true", help="with --json: every logged metric, by step")
 
     p = command("classify", "classify image files with a classifier run")
     p.add_argument("run")
@@ -268,6 +270,8 @@ def cmd_show(args) -> int:
     jobs.reconcile(store)
     run = store.describe(store.resolve(args.run))
     if args.json:
+        if args.history:
+            run["history"] = {scope: store.metric_table(run["run_id"], scope) for scope in ("step", "epoch")}
         _emit_json(run)
         return EXIT_OK
     for key in ("run_id", "status", "error", "model", "dataset", "seed", "device", "created", "started",
