@@ -32,7 +32,8 @@ def fit_gan(config: GANConfig, data, ctx) -> dict[str, Any]:
 
     Returns:
         The last epoch's training logs (``d_loss``, ``g_loss``, ...) and, when the run
-        finished and ``core.gan_metrics`` is usable, the generator's scores.
+        finished and ``core.gan_metrics`` is usable, the generator's scores, with
+        ``fid_cls_untrained`` (the same seed's generator before training) as the baseline.
 
     Raises:
         ConfigError: cgan on unlabeled data, a batch larger than the data, an image shape the
@@ -73,7 +74,16 @@ def fit_gan(config: GANConfig, data, ctx) -> dict[str, Any]:
     final = {name: float(values[-1]) for name, values in history.history.items() if values}
     if getattr(ctx, "failure", None) or getattr(ctx, "stopped", False):
         return final
-    final.update(evaluate_gan(model, data, config, store=getattr(ctx, "store", None)))
+    store = getattr(ctx, "store", None)
+    final.update(evaluate_gan(model, data, config, store=store))
+    if "fid_cls" in final:
+        from core.models.gans import build_gan
+
+        # The same seed builds the same untrained generator: the baseline the trained
+        # generator's fid_cls is read against.
+        keras.utils.set_random_seed(config.seed)
+        untrained = build_gan(config, data.image_shape, data.num_classes)
+        final["fid_cls_untrained"] = evaluate_gan(untrained, data, config, store=store).get("fid_cls")
     return final
 
 

@@ -46,6 +46,8 @@ def check_compatible(config: Config, data) -> None:
     if config.mixed_precision:
         import jax
 
+        if config.family == "gan":
+            raise ConfigError("mixed precision is available for classifiers only; train GANs in float32")
         if jax.devices()[0].platform == "cpu":
             raise ConfigError("mixed precision (bfloat16) needs a GPU; JAX sees only the CPU here")
     device_count = _device_count()
