@@ -203,6 +203,20 @@ def per_class_accuracy(accuracies: Sequence[float], class_names: Sequence[str]) 
     )
 
 
+def metric_bars(metrics_by_run: Mapping[str, Mapping[str, Any]], name: str) -> go.Figure:
+    """Bars: one final metric (e.g. ``fid_cls``) of several runs, runs without it left out."""
+    runs = [run for run, metrics in metrics_by_run.items() if isinstance((metrics or {}).get(name), (int, float))]
+    figure = go.Figure(
+        go.Bar(
+            x=runs,
+            y=[metrics_by_run[run][name] for run in runs],
+            marker_color="#4C78A8",
+            hovertemplate="%{x}: %{y:.4g}<extra></extra>",
+        )
+    )
+    return _layout(figure, name, xaxis={"type": "category"})
+
+
 def top_k(classes: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Horizontal bars of a classifier's top-k classes for one image.
 
