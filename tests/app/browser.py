@@ -109,8 +109,17 @@ def chromium(width: int = 1400, height: int = 1000):
 
 def settle(page, timeout: float = 120, quiet: float = 1.5) -> None:
     """Wait until the app has rendered and no script run is in progress for ``quiet`` seconds."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
-    page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=timeout * 1000)
+    try:
+        page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=timeout * 500)
+    except PlaywrightTimeout:
+        # On a loaded 2-core machine the very first session of a fresh server (JAX import, the
+        # legacy-pages re-run in pages/ui.py) has dropped its websocket ("Connection error").
+        # A user would reload; so does the test, once.
+        page.reload()
+        page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=timeout * 1000)
     deadline = time.monotonic() + timeout
     calm_since = None
     while time.monotonic() < deadline:
