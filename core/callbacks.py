@@ -142,8 +142,9 @@ class StoreLogger(keras.callbacks.Callback):
 class Checkpointer(keras.callbacks.Callback):
     """Saves ``checkpoints/epoch_NNN.keras`` after each epoch, atomically, plus ``train_state.json``.
 
-    The ``.keras`` file holds the model, its optimizer state(s) and seed-generator state, so
-    ``keras.saving.load_model`` restores everything needed to resume. A partial epoch (after a
+    The ``.keras`` file holds the model and its optimizer state(s); Keras does not save layers'
+    random-number state, so our augmentation, dropout and GAN layers store theirs as weights.
+    ``keras.saving.load_model`` thus restores everything needed to resume. A partial epoch (after a
     stop request) is saved as ``checkpoints/stopped.keras``; resuming restarts that epoch from
     those weights.
 

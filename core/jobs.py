@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core import training
+from core.callbacks import read_train_state
 from core.config import Config
 from core.errors import UserError
 from core.store import RunStore, this_host
@@ -248,7 +249,7 @@ def resume(store: RunStore, run_id: str, *, epochs: int | None = None, backgroun
     if run["status"] == "cancelled":
         raise UserError(f"run {run_id} was cancelled before it started: launch it again instead")
     config = dict(run["config"])
-    state = training.read_train_state(store.run_dir(run_id))
+    state = read_train_state(store.run_dir(run_id))
     done = state["epochs_done"] if state else 0
     if epochs is not None:
         if epochs <= done:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core import backend
-from core.callbacks import read_train_state  # noqa: F401 - re-exported for jobs
+from core.callbacks import read_train_state
 from core.config import Config, config_from_dict, config_to_dict
 from core.errors import ConfigError, TrainingFailed, UserError
 from core.runctx import RunContext
