@@ -3,8 +3,18 @@
 Importing ``core`` selects Keras' JAX backend, so do it before ``import keras``.
 """
 
+import sys as _sys
+
 from core import backend as _backend
 
-_backend.configure()
+try:
+    _backend.configure()
+except _backend.BackendError as _err:
+    # `python -m core ...` imports this package before its CLI can catch anything: a bad
+    # environment is still one line and exit status 2 there, as every other usage error.
+    if _sys.orig_argv[1:3] == ["-m", "core"]:
+        print(f"error: {_err}", file=_sys.stderr)
+        raise SystemExit(2) from None
+    raise
 
 __version__ = "0.1.0"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from core.images import atomic_write_bytes
 from core.store import RunStore
@@ -107,6 +108,13 @@ class StoreLogger(keras.callbacks.Callback):
         if bad:
             self._fail(f"{bad[0]} became {values[bad[0]]} in epoch {epoch + 1}")
             return
+        # Weights can overflow before the loss shows it (e.g. batch-norm statistics of
+        # exploding activations): such a state must not become a checkpoint either.
+        broken = _non_finite_weight(self.model)
+        if broken:
+            self._fail(f"weight {broken} became NaN or inf in epoch {epoch + 1} (the loss would follow): "
+                       "lower the learning rate")
+            return
         values["epoch_seconds"] = time.monotonic() - self.epoch_start
         if self.images_per_second:
             values["images_per_second"] = self.images_per_second
@@ -137,6 +145,14 @@ class StoreLogger(keras.callbacks.Callback):
             "images_per_second": speed, "eta_seconds": eta,
             "compile_seconds": self.first_step_seconds,
         })
+
+
+def _non_finite_weight(model) -> str | None:
+    """The path of the first weight of ``model`` holding NaN or inf, or None."""
+    for variable in model.weights:
+        if not np.isfinite(np.asarray(variable.value)).all():
+            return variable.path
+    return None
 
 
 class Checkpointer(keras.callbacks.Callback):

@@ -184,7 +184,20 @@ def predict_proba(model: keras.Model, images) -> np.ndarray:
             f"images of shape {images.shape[1:]} do not fit this model, which takes {expected}: "
             "use prepare_images() to resize and convert them"
         )
-    return np.asarray(model.predict(images, batch_size=EVAL_BATCH_SIZE, verbose=0), dtype=np.float32)
+    # Outside any data-parallel training split: a last batch of odd size could not be split.
+    with _single_program():
+        probabilities = model.predict(images, batch_size=EVAL_BATCH_SIZE, verbose=0)
+    return np.asarray(probabilities, dtype=np.float32)
+
+
+@contextlib.contextmanager
+def _single_program():
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
 
 
 def classify_images(model: keras.Model, images, class_names, top_k: int = 3) -> list[dict[str, Any]]:

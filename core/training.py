@@ -8,6 +8,7 @@ trains a run that already exists in the store; background workers call it with t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,7 +52,7 @@ def check_compatible(config: Config, data) -> None:
         if jax.devices()[0].platform == "cpu":
             raise ConfigError("mixed precision (bfloat16) needs a GPU; JAX sees only the CPU here")
     device_count = _device_count()
-    if device_count > 1 and config.batch_size % device_count:
+    if device_count > 1 and config.batch_size % device_count and not _cpu_only():
         raise ConfigError(f"batch size {config.batch_size} must be a multiple of the {device_count} devices")
 
 
@@ -143,9 +144,9 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
         ctx = RunContext(store, run_id, config, stop_event=stop_event, extra_callbacks=tuple(extra_callbacks))
         if resume:
             _prepare_resume(store, run_id, ctx)
-        _set_distribution()
         fit = _family_trainer(config)
-        final = fit(config, data, ctx) or {}
+        with data_parallel(config.batch_size):
+            final = fit(config, data, ctx) or {}
         if ctx.failure:
             status, error = "failed", ctx.failure
         elif ctx.stopped:
@@ -194,18 +195,34 @@ def _prepare_resume(store: RunStore, run_id: str, ctx: RunContext) -> None:
         raise UserError(f"checkpoint {ctx.resume_checkpoint} is missing: the run cannot resume")
 
 
-def _set_distribution() -> None:
-    """Data-parallel training over all local devices when there is more than one."""
-    if _device_count() > 1:
-        import keras
+@contextlib.contextmanager
+def data_parallel(batch_size: int):
+    """Train data-parallel over all local devices when there are several and the batch splits evenly.
 
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
+    The CPU counts as several devices too (``backend.split_cpu_into_devices``); a batch that
+    does not split over them trains on one. The previous distribution is restored afterwards,
+    so a notebook or test process is left as it was.
+    """
+    import keras
+
+    count = _device_count()
+    if count < 2 or batch_size % count:
+        yield
+        return
+    with keras.distribution.DataParallel().scope():
+        yield
 
 
 def _device_count() -> int:
     import jax
 
     return len(jax.local_devices())
+
+
+def _cpu_only() -> bool:
+    import jax
+
+    return jax.local_devices()[0].platform == "cpu"
 
 
 class _Heartbeat(threading.Thread):

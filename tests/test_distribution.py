@@ -31,3 +31,31 @@ def test_two_devices_match_one(tmp_path):
     assert double["device"].startswith("cpu") and "x2" not in single["device"]
     assert single_curve["loss"] == pytest.approx(double_curve["loss"], rel=2e-3, abs=2e-3)
     assert double["metrics"]["test_accuracy"] == pytest.approx(single["metrics"]["test_accuracy"], abs=0.02)
+
+
+def _cpu_devices_seen(**env):
+    program = "import core, jax; print(len(jax.devices()))"
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                            env={**{k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}, **env})
+    return result.returncode, result.stdout.strip(), result.stderr.strip()
+
+
+def test_the_cpu_is_split_into_one_device_per_core_up_to_two():
+    cores = len(os.sched_getaffinity(0))
+    assert _cpu_devices_seen()[1] == str(min(cores, 2))
+    assert _cpu_devices_seen(CONVGAN_CPU_DEVICES="1")[1] == "1"
+    assert _cpu_devices_seen(CONVGAN_CPU_DEVICES="3")[1] == "3"
+    # An explicit XLA_FLAGS count wins; a multi-host process is left alone.
+    assert _cpu_devices_seen(XLA_FLAGS="--xla_force_host_platform_device_count=1")[1] == "1"
+    assert _cpu_devices_seen(CONVGAN_COORDINATOR="127.0.0.1:1")[1] == "1"
+
+
+def test_a_bad_cpu_device_count_is_a_clear_error():
+    code, _, err = _cpu_devices_seen(CONVGAN_CPU_DEVICES="two")
+    assert code != 0 and "CONVGAN_CPU_DEVICES must be a whole number of at least 1, got 'two'" in err
+    # The CLI says it in one line, with the usage-error status.
+    env = {**os.environ, "CONVGAN_CPU_DEVICES": "0"}
+    result = subprocess.run([sys.executable, "-m", "core", "runs"], capture_output=True, text=True, timeout=120,
+                            env=env)
+    assert result.returncode == 2
+    assert result.stderr == "error: CONVGAN_CPU_DEVICES must be a whole number of at least 1, got '0'\n"

@@ -28,7 +28,7 @@ import keras
 from keras import layers
 
 from core.models.augment import augmentation_for
-from core.models.layers import Dropout, MaxPool2x2
+from core.models.layers import BatchNormalization, Dropout, MaxPool2x2
 
 MAX_FILTERS = 256
 # Up to this many pixels (20x20) the first layer is twice as wide: its full-resolution
@@ -92,5 +92,5 @@ def build_convnet(
 
 def _conv_bn_relu(x, filters, name):
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    x = BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)

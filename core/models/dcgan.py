@@ -25,6 +25,7 @@ from keras import layers, ops, saving
 
 from core.errors import ConfigError
 from core.models.gan_base import GAN
+from core.models.layers import BatchNormalization
 from core.models.upsample import UpConv2D
 
 MAX_CHANNEL_MULTIPLIER = 8  # channels never exceed 8 * width
@@ -65,12 +66,12 @@ def generator_trunk(inputs, image_shape, width: int):
     start, doublings = generator_plan(image_shape)
     channels = _channels(width, doublings)
     x = layers.Dense(start * start * channels, use_bias=False, name="project")(inputs)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="project_bn")(x)
+    x = BatchNormalization(momentum=BN_MOMENTUM, name="project_bn")(x)
     x = layers.ReLU()(x)
     x = layers.Reshape((start, start, channels))(x)  # (batch, start, start, channels)
     for level in range(doublings - 1, -1, -1):
         x = UpConv2D(_channels(width, level), use_bias=False, name=f"up{level}")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"up{level}_bn")(x)
+        x = BatchNormalization(momentum=BN_MOMENTUM, name=f"up{level}_bn")(x)
         x = layers.ReLU()(x)
     return layers.Conv2D(image_shape[-1], 3, padding="same", activation="tanh", name="to_image")(x)
 

@@ -28,7 +28,7 @@ from keras import layers
 
 from core.models.augment import augmentation_for
 from core.models.convnet import BN_MOMENTUM, MAX_FILTERS, num_pools
-from core.models.layers import Dropout, MaxPool2x2
+from core.models.layers import BatchNormalization, Dropout, MaxPool2x2
 
 
 def build_resnet(
@@ -83,7 +83,7 @@ def build_resnet(
 
 def _conv_bn(x, filters, name, kernel_size=3):
     x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
 
 
 def _residual_block(x, filters, name):

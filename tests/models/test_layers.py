@@ -9,7 +9,7 @@ from keras import layers
 
 from core.models.augment import AUGMENTATIONS, RandomShiftZoomFlip, augmentation_for, augmentation_preset
 from core.models.classifiers import SparseCrossentropy
-from core.models.layers import Dropout, MaxPool2x2
+from core.models.layers import BatchNormalization, Dropout, MaxPool2x2
 
 
 def _pool_and_grad(layer, x, upstream):
@@ -52,6 +52,43 @@ def test_maxpool2x2_config_round_trip_and_symbolic_shape():
     assert clone.name == "pool"
     assert keras.saving.get_registered_name(MaxPool2x2) == "convgan>MaxPool2x2"
     assert clone(keras.Input((9, 28, 5))).shape == (None, 4, 14, 5)
+
+
+@pytest.mark.parametrize("shape", [(16, 6, 6, 8), (32, 24)])
+@pytest.mark.parametrize("offset", [0.0, 300.0])  # a large mean: the one-pass variance must stay exact
+def test_batch_normalization_matches_keras_in_training(shape, offset):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray((rng.normal(size=shape) * 0.5 + offset).astype(np.float32))
+    upstream = jnp.asarray(rng.normal(size=shape).astype(np.float32))
+    gamma = rng.uniform(0.5, 1.5, shape[-1]).astype(np.float32)
+    results = []
+    for cls in (BatchNormalization, layers.BatchNormalization):
+        layer = cls(momentum=0.8)
+        layer.build(shape)
+        layer.moving_mean.assign(np.full(shape[-1], offset - 0.7, np.float32))  # a stale running mean
+        layer.gamma.assign(gamma)
+
+        def loss(x, gamma, layer=layer):
+            y, updates = layer.stateless_call([gamma, layer.beta.value], [layer.moving_mean.value,
+                                              layer.moving_variance.value], x, training=True)
+            return jnp.sum(y * upstream), (y, updates)
+
+        (_, (y, updates)), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(x, layer.gamma.value)
+        results.append((y, updates, grads))
+    (y, updates, grads), (ref_y, ref_updates, ref_grads) = results
+    np.testing.assert_allclose(np.asarray(y), np.asarray(ref_y), atol=2e-4)
+    for ours, theirs in zip([*updates, *grads], [*ref_updates, *ref_grads], strict=True):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-3, atol=2e-3)
+
+
+def test_batch_normalization_inference_and_config_round_trip():
+    layer = BatchNormalization(momentum=0.8, name="bn")
+    clone = BatchNormalization.from_config(layer.get_config())
+    assert clone.momentum == 0.8 and clone.name == "bn"
+    assert keras.saving.get_registered_name(BatchNormalization) == "convgan>BatchNormalization"
+    x = np.random.default_rng(0).normal(size=(4, 5, 5, 3)).astype(np.float32)
+    reference = layers.BatchNormalization(momentum=0.8)
+    np.testing.assert_allclose(np.asarray(layer(x, training=False)), np.asarray(reference(x, training=False)))
 
 
 def _batch(seed=0, shape=(16, 12, 12, 1)):
