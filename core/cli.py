@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("devices", "list the devices JAX sees")
     p.add_argument("--json", action="store_true")
 
+    p = command("bench", "time our training against PyTorch's on this machine (needs requirements-bench.txt)")
+    p.add_argument("--quick", action="store_true", help="short rounds, no time-to-accuracy runs (about a minute)")
+    p.add_argument("--dataset", help="data for the throughput rounds (default: fashion_mnist if installed, else digits)")
+    p.add_argument("--json", action="store_true", help="print only the JSON object (the table goes to stderr)")
+
     p = command("worker", argparse.SUPPRESS)
     p.add_argument("run")
     return parser
@@ -419,6 +424,18 @@ def cmd_devices(args) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args) -> int:
+    from core import bench
+
+    settings = bench.BenchSettings.quick() if args.quick else bench.BenchSettings()
+    progress = sys.stderr if args.json else sys.stdout
+    results = bench.run_benchmark(settings, dataset=args.dataset,
+                                  log=lambda line: print(line, file=progress, flush=True))
+    print(bench.format_table(results), file=progress)
+    _emit_json(results)
+    return EXIT_OK
+
+
 def cmd_worker(args) -> int:
     from core import jobs
 
@@ -431,5 +448,5 @@ _COMMANDS = {
     "datasets": cmd_datasets, "train": cmd_train, "runs": cmd_runs, "show": cmd_show,
     "evaluate": cmd_evaluate, "classify": cmd_classify, "sample": cmd_sample, "stop": cmd_stop,
     "resume": cmd_resume, "cancel": cmd_cancel, "delete": cmd_delete, "logs": cmd_logs,
-    "devices": cmd_devices, "worker": cmd_worker,
+    "devices": cmd_devices, "bench": cmd_bench, "worker": cmd_worker,
 }

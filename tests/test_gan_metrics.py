@@ -392,3 +392,29 @@ def test_fid_inception_without_weights_or_network_is_skipped(tmp_path, monkeypat
     )
     assert gan_metrics.INCEPTION_WEIGHTS_FILE in result["notes"][0]
     assert socket.getdefaulttimeout() == timeout_before
+
+
+def test_metrics_improve_as_a_dcgan_trains(classifier, digits):
+    from core import images, sampling
+    from core.config import GANConfig
+    from core.models.gans import build_gan
+
+    config = GANConfig(model="dcgan", batch_size=32)
+    keras.utils.set_random_seed(0)
+    model = build_gan(config, (8, 8, 1))
+    batches = digits.x_train[: len(digits.x_train) // 32 * 32]  # whole batches: one compiled step
+
+    def sample(n, seed, labels):
+        return images.to_uint8(model.generate(sampling.latents(model.latent_dim, n, seed)))
+
+    history = []
+    for epochs in (0, 2, 10):
+        if epochs:
+            model.fit(batches, batch_size=32, epochs=epochs, verbose=0)
+        history.append(gan_metrics.evaluate_generator(sample, digits, classifier=classifier, num_samples=500))
+    fid = [scores["fid_cls"] for scores in history]
+    kid = [scores["kid_cls"] for scores in history]
+    assert fid[2] < fid[1] < fid[0] and fid[2] < fid[0] / 4, fid
+    # KID is noisier early on (it rose after 2 epochs in one run), so only the end is compared.
+    assert kid[2] < kid[0] / 2, kid
+    assert history[2]["precision"] > history[0]["precision"] and history[2]["recall"] >= history[0]["recall"]
