@@ -164,12 +164,21 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
         restore_signals()
     seconds = time.monotonic() - started
     summary = ctx.summary() if ctx else {}
-    metrics = {**final, "seconds": seconds, **{k: v for k, v in summary.items() if v is not None}}
+    metrics = {**final, "seconds": seconds, **{k: v for k, v in summary.items() if v is not None},
+               "peak_rss_mb": _peak_rss_mb()}
     if status != "completed":
         metrics = {**store.latest_metrics(run_id), **metrics}
     store.update_run(run_id, status=status, error=error, finished=time.time(), pid=None,
                      heartbeat=time.time(), metrics=metrics)
     return store.get_run(run_id)
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB, macOS bytes)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def _family_trainer(config: Config):

@@ -39,26 +39,9 @@ if not runs:
     )
     view.publish()
     st.stop()
-by_id = {run["run_id"]: run for run in runs}
-
 cols = st.columns([3, 1, 1])
-run_id = cols[0].selectbox(
-    "Classifier run",
-    list(by_id),
-    key=view.bind(Param("run", str).with_choices(by_id)),
-    format_func=lambda r: f"{r} ({by_id[r]['status']})",
-)
-run = by_id[run_id]
-epochs = dashboard.checkpoint_epochs(store, run_id)
-epoch = (
-    cols[1].selectbox(
-        "Checkpoint epoch",
-        epochs,
-        key=view.bind(Param("epoch", int).with_choices(epochs, default=epochs[-1] if epochs else None)),
-    )
-    if epochs
-    else None
-)
+run, epoch = view.run_and_checkpoint("Classifier run", runs, store, cols)
+run_id = run["run_id"]
 top_k = cols[2].number_input(
     "Top k", min_value=1, max_value=10, step=1, key=view.bind(Param("top_k", int, 3, minimum=1, maximum=10))
 )

@@ -35,26 +35,9 @@ if not runs:
     )
     view.publish()
     st.stop()
-by_id = {run["run_id"]: run for run in runs}
-
 cols = st.columns([3, 1])
-run_id = cols[0].selectbox(
-    "GAN run",
-    list(by_id),
-    key=view.bind(Param("run", str).with_choices(by_id)),
-    format_func=lambda r: f"{r} ({by_id[r]['status']})",
-)
-run = by_id[run_id]
-epochs = dashboard.checkpoint_epochs(store, run_id)
-epoch = (
-    cols[1].selectbox(
-        "Checkpoint epoch",
-        epochs,
-        key=view.bind(Param("epoch", int).with_choices(epochs, default=epochs[-1] if epochs else None)),
-    )
-    if epochs
-    else None
-)
+run, epoch = view.run_and_checkpoint("GAN run", runs, store, cols)
+run_id = run["run_id"]
 
 controls = st.columns(4)
 seed = controls[0].number_input(

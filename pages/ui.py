@@ -223,6 +223,24 @@ class View:
     def values(self) -> dict[str, Any]:
         return {name: self.value(name) for name in self.params}
 
+    def run_and_checkpoint(self, label: str, runs: list[dict[str, Any]], store: RunStore, columns):
+        """A run picker (``?run=``) and its checkpoint-epoch picker (``?epoch=``, the last by
+        default) in two of the page's columns; returns ``(run, epoch)``, epoch None when the
+        run has no per-epoch checkpoint."""
+        by_id = {run["run_id"]: run for run in runs}
+        run_id = columns[0].selectbox(
+            label, list(by_id), key=self.bind(share.Param("run", str).with_choices(by_id)),
+            format_func=lambda r: f"{r} ({by_id[r]['status']})",
+        )
+        epochs = dashboard.checkpoint_epochs(store, run_id)
+        if not epochs:
+            return by_id[run_id], None
+        epoch = columns[1].selectbox(
+            "Checkpoint epoch", epochs,
+            key=self.bind(share.Param("epoch", int).with_choices(epochs, default=epochs[-1])),
+        )
+        return by_id[run_id], epoch
+
     def publish(self) -> None:
         """Write the view into the URL, show the notices, and put a share link in the sidebar."""
         if self._published:

@@ -4,11 +4,13 @@
 (``select_and_scatter_add``) took ~29 ms of a ~58 ms training step of a small ConvNet on
 2 CPU cores. For the common 2x2, stride-2 case the windows do not overlap, so the same pool
 is a reshape to ``(batch, h/2, 2, w/2, 2, channels)`` and a max over the two window axes,
-whose gradient is an elementwise compare-and-select. Fashion-MNIST ``convnet`` training on
-2 cores (data-parallel over two CPU devices, 3 runs of 5 x 40 steps each, best round):
-``MaxPooling2D`` ~1,600 img/s, four strided slices and ``maximum`` 4,800-5,200 img/s, the
-reshape 5,800-5,900 img/s. (Alone, fwd + bwd of one ReLU + pool on (128, 26, 26, 32), the
-slices were faster: 1.4 ms against 6.3 ms; inside the fused training step they were not.)
+whose gradient (``_max_pool_2x2``) is an elementwise compare-and-select. Fashion-MNIST
+``convnet`` training on 2 cores (data-parallel over two CPU devices, 3 runs of 5 x 40 steps
+each, best round): four strided slices and ``maximum`` 4,800-5,200 img/s, the reshape with
+JAX's own gradient of ``max`` 5,800-5,900 img/s, with the compare-and-select gradient
+6,300-6,400 img/s; ``MaxPooling2D`` made the step 3.4x slower than the slices. (Alone, fwd +
+bwd of one ReLU + pool on (128, 26, 26, 32), the slices were faster: 1.4 ms against 6.3 ms;
+inside the fused training step they were not.)
 
 ``keras.layers.BatchNormalization`` computes a batch's mean and then its variance, two
 dependent reductions; when the batch is split over devices, each is a separate all-reduce
