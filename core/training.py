@@ -174,10 +174,18 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
 
 
 def _peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MiB (Linux reports KiB, macOS bytes)."""
+    """This process's peak resident memory so far, in MiB.
+
+    On Linux from ``VmHWM``: ``ru_maxrss`` survives ``exec``, so a trainer started by a large
+    process (the benchmark, the dashboard) would report its parent's size.
+    """
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 2**10, 1)  # kB
     import resource
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
