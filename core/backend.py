@@ -54,8 +54,12 @@ def cpu_device_count() -> int:
         if not value.isdigit() or int(value) < 1:
             raise BackendError(f"{CPU_DEVICES_ENV} must be a whole number of at least 1, got {value!r}")
         return int(value)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores, MAX_CPU_DEVICES))
+    return max(1, min(cpu_cores(), MAX_CPU_DEVICES))
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def split_cpu_into_devices() -> None:

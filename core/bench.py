@@ -74,10 +74,10 @@ def run_benchmark(settings: BenchSettings = BenchSettings(), *, dataset: str | N
     Raises:
         ConfigError: PyTorch is not installed (``pip install -r requirements-bench.txt``).
     """
-    from core import torch_peers
+    from core import backend, torch_peers
 
     torch = torch_peers.import_torch()
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = backend.cpu_cores()
     torch.set_num_threads(threads)
     data = _throughput_data(dataset)
     results: dict[str, Any] = {
@@ -119,7 +119,7 @@ def _convnet_throughput(data, settings: BenchSettings, torch) -> tuple[dict[str,
     # trains without it: both sides run the bare network.
     with training.data_parallel(config.batch_size):  # as in every training run
         ours = classifier.build_classifier("convnet", data.image_shape, data.num_classes, augment=False)
-        classifier._compile(ours, config, total_steps=settings.warmup_steps + settings.rounds * settings.convnet_steps)
+        classifier.compile_classifier(ours, config, total_steps=settings.warmup_steps + settings.rounds * settings.convnet_steps)
     twin = torch_peers.translate(ours)
     optimizer = torch.optim.AdamW(twin.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
                                   eps=1e-7)

@@ -67,7 +67,7 @@ def fit_classifier(config: ClassifierConfig, data, ctx) -> dict[str, Any]:
                 else False,
                 seed=config.seed,
             )
-        _compile(model, config, total_steps=config.epochs * steps_per_epoch)
+        compile_classifier(model, config, total_steps=config.epochs * steps_per_epoch)
     if ctx.initial_epoch < config.epochs:
         history = model.fit(
             batches,
@@ -359,7 +359,9 @@ def _check_data(data) -> None:
             raise DatasetError(f"labels must be between 0 and {data.num_classes - 1}")
 
 
-def _compile(model: keras.Model, config: ClassifierConfig, total_steps: int) -> None:
+def compile_classifier(model: keras.Model, config: ClassifierConfig, total_steps: int) -> None:
+    """Compile ``model`` as ``fit_classifier`` does: AdamW with a warm-up + cosine schedule over
+    ``total_steps`` and the config's (label-smoothed) cross-entropy."""
     # The schedule is a function of optimizer.iterations, which a checkpoint restores, so a
     # resumed run continues on the same curve.
     warmup_steps = max(1, int(WARMUP_FRACTION * total_steps))
