@@ -59,3 +59,30 @@ def test_a_bad_cpu_device_count_is_a_clear_error():
                             env=env)
     assert result.returncode == 2
     assert result.stderr == "error: CONVGAN_CPU_DEVICES must be a whole number of at least 1, got '0'\n"
+
+
+def test_a_data_parallel_gan_step_keeps_each_device_s_images():
+    """Real and fake images share one discriminator pass without crossing devices: the only
+    collectives in the compiled step are all-reduces (gradients, batch-norm moments, logs)."""
+    program = """
+import core, keras, numpy as np
+from core import training
+from core.models.dcgan import DCGAN
+with training.data_parallel(8):
+    model = DCGAN((8, 8, 1), latent_dim=8, width=8)
+    model.compile("adam", "adam")
+    model.fit(np.zeros((8, 8, 8, 1), "uint8"), batch_size=8, epochs=1, verbose=0)
+    state = tuple([v.value for v in group] for group in (model.trainable_variables,
+        model.non_trainable_variables, model.optimizer.variables, model.metrics_variables))
+    import jax
+    images = np.zeros((8, 8, 8, 1), "uint8")
+    images = jax.device_put(images, keras.distribution.distribution().get_data_layout(images.shape).backend_layout)
+    print(jax.jit(model.train_step).lower(state, (images,)).compile().as_text())
+"""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    hlo = result.stdout
+    assert " all-reduce(" in hlo or "all-reduce-start" in hlo
+    for collective in ("all-to-all", "collective-permute", "all-gather"):
+        assert collective not in hlo, collective

@@ -111,11 +111,7 @@ class DCGAN(GAN):
         return build_discriminator(self.image_shape, self.width, name)
 
     def discriminator_loss(self, d_trainable, real, fake, labels, noise):
-        batch_size = real.shape[0]
-        both_labels = None if labels is None else ops.concatenate([labels, labels])
-        # One pass over real and fake together (no batch norm, so nothing mixes).
-        logits = self.discriminate(d_trainable, ops.concatenate([real, fake]), both_labels)
-        real_logits, fake_logits = logits[:batch_size], logits[batch_size:]
+        real_logits, fake_logits = self.discriminate_pair(d_trainable, real, fake, labels)
         loss = ops.mean(ops.softplus(-real_logits)) + ops.mean(ops.softplus(fake_logits))
         stats = {"d_real": ops.mean(ops.sigmoid(real_logits)), "d_fake": ops.mean(ops.sigmoid(fake_logits))}
         return loss, stats

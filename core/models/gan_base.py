@@ -204,6 +204,21 @@ class GAN(keras.Model):
         logits, _ = self.discriminator.stateless_call(d_trainable, [], inputs, training=True)
         return logits
 
+    def discriminate_pair(self, d_trainable, real, fake, labels=None):
+        """Discriminator logits ``(real_logits, fake_logits)``, both from one pass.
+
+        The pass sees real and fake images interleaved (real ``i`` then fake ``i``), not
+        concatenated: with the batch split over devices each device then keeps its own rows.
+        Concatenating put all real images on the first device and all fakes on the second, an
+        all-to-all and a collective-permute per step that cost ~8 % of a data-parallel DCGAN
+        step on 2 CPU cores. The discriminators have no batch norm, so every image's logit
+        depends on that image alone and the order changes nothing.
+        """
+        images = _interleave(real, fake)
+        both_labels = None if labels is None else _interleave(labels, labels)
+        logits = ops.reshape(self.discriminate(d_trainable, images, both_labels), (-1, 2))
+        return logits[:, :1], logits[:, 1:]
+
     @property
     def metrics(self):
         return list(self.trackers)
@@ -444,3 +459,8 @@ class GAN(keras.Model):
             inputs = self.generator_inputs(z[start:stop], y[start:stop])
             chunks.append(np.asarray(self._generate_function(model, trainable, non_trainable, inputs)))
         return np.concatenate(chunks)[:count]
+
+
+def _interleave(first, second):
+    """Rows ``first[0], second[0], first[1], second[1], ...`` of two equal-shaped arrays."""
+    return ops.reshape(ops.stack([first, second], axis=1), (-1, *first.shape[1:]))

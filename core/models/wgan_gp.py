@@ -52,10 +52,9 @@ class WGANGP(DCGAN):
         return noise
 
     def discriminator_loss(self, d_trainable, real, fake, labels, noise):
-        batch_size = real.shape[0]
-        scores = self.discriminate(d_trainable, ops.concatenate([real, fake]))
-        critic_real = ops.mean(scores[:batch_size])
-        critic_fake = ops.mean(scores[batch_size:])
+        real_scores, fake_scores = self.discriminate_pair(d_trainable, real, fake)
+        critic_real = ops.mean(real_scores)
+        critic_fake = ops.mean(fake_scores)
 
         epsilon = noise["epsilon"]
         mixed = epsilon * real + (1.0 - epsilon) * fake

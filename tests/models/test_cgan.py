@@ -56,3 +56,17 @@ def test_train_step_with_labels_and_label_changes_image():
     assert not np.array_equal(out[0], out[1]) and not np.array_equal(out[1], out[2])
     with pytest.raises(ValueError, match="labels"):
         model.fit(x, batch_size=8, epochs=1, verbose=0)
+
+
+def test_one_pass_over_real_and_fake_equals_two_passes():
+    """``discriminate_pair`` interleaves the batches; each image keeps its own label and logit."""
+    keras.utils.set_random_seed(0)
+    model = CGAN((8, 8, 1), num_classes=3, latent_dim=8, width=8)
+    rng = np.random.default_rng(0)
+    real, fake = (rng.uniform(-1, 1, (5, 8, 8, 1)).astype("float32") for _ in range(2))
+    labels = np.array([0, 1, 2, 1, 0])
+    weights = [v.value for v in model.discriminator.trainable_variables]
+    real_logits, fake_logits = model.discriminate_pair(weights, real, fake, labels)
+    np.testing.assert_allclose(real_logits, model.discriminate(weights, real, labels), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fake_logits, model.discriminate(weights, fake, labels), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(real_logits, fake_logits)
