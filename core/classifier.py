@@ -26,6 +26,7 @@ from core.config import (
 from core.errors import DatasetError, ModelFileError, TrainingFailed, UserError
 from core.models.augment import augmentation_preset
 from core.models.classifiers import SparseCrossentropy, build_classifier
+from core.training import single_device
 
 EVAL_BATCH_SIZE = 500  # images per inference call; divides 10,000 so test sets compile once
 WARMUP_FRACTION = 0.1  # of all training steps: linear learning-rate warm-up, then cosine decay
@@ -185,19 +186,9 @@ def predict_proba(model: keras.Model, images) -> np.ndarray:
             "use prepare_images() to resize and convert them"
         )
     # Outside any data-parallel training split: a last batch of odd size could not be split.
-    with _single_program():
+    with single_device():
         probabilities = model.predict(images, batch_size=EVAL_BATCH_SIZE, verbose=0)
     return np.asarray(probabilities, dtype=np.float32)
-
-
-@contextlib.contextmanager
-def _single_program():
-    previous = keras.distribution.distribution()
-    keras.distribution.set_distribution(None)
-    try:
-        yield
-    finally:
-        keras.distribution.set_distribution(previous)
 
 
 def classify_images(model: keras.Model, images, class_names, top_k: int = 3) -> list[dict[str, Any]]:

@@ -230,6 +230,19 @@ def data_parallel(batch_size: int):
         yield
 
 
+@contextlib.contextmanager
+def single_device():
+    """Run without any data-parallel split in force (for prediction, whose last batch may be odd)."""
+    import keras
+
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
+
+
 def _device_count() -> int:
     import jax
 
