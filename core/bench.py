@@ -349,13 +349,12 @@ def _train_process(home: str, model: str, dataset: str, epochs: int | None = Non
     command = [sys.executable, "-m", "core", "train", "--model", model, "--dataset", dataset, "--json"]
     if epochs is not None:
         command += ["--epochs", str(epochs)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "CONVGAN_HOME": home})
-    stdout, stderr = process.communicate()
+    process = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                             env={**os.environ, "CONVGAN_HOME": home})
     if process.returncode != 0:
-        last = (stderr.strip().splitlines() or ["no output"])[-1]
+        last = (process.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"benchmark training run failed ({' '.join(command[2:])}): {last}")
-    run = json.loads(stdout.strip().splitlines()[-1])
+    run = json.loads(process.stdout.strip().splitlines()[-1])
     return {"run_id": run["run_id"], "metrics": run["metrics"],
             "compile_seconds": run["metrics"].get("compile_seconds"), "peak_rss_mb": run["metrics"]["peak_rss_mb"]}
 

@@ -131,9 +131,8 @@ def _dense_kernel(layer, keras_model) -> np.ndarray:
     """The Dense kernel (in, out) with rows/columns reordered for channels-first neighbours."""
     kernel = _numpy(layer.kernel)
     index = keras_model.layers.index(layer)
-    previous = keras_model.layers[index - 1] if index else None
-    while previous is not None and type(previous).__name__ == "Dropout":
-        previous = keras_model.layers[keras_model.layers.index(previous) - 1]
+    before = [earlier for earlier in keras_model.layers[:index] if type(earlier).__name__ != "Dropout"]
+    previous = before[-1] if before else None
     if previous is not None and type(previous).__name__ == "Flatten":
         # Keras flattens (h, w, c); the twin flattens (c, h, w).
         kernel = kernel[_channels_first_order(previous.input.shape[1:])]

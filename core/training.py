@@ -45,11 +45,9 @@ def check_compatible(config: Config, data) -> None:
             f"batch size {config.batch_size} is larger than the {train_count} training images of {config.dataset}"
         )
     if config.mixed_precision:
-        import jax
-
         if config.family == "gan":
             raise ConfigError("mixed precision is available for classifiers only; train GANs in float32")
-        if jax.devices()[0].platform == "cpu":
+        if _cpu_only():
             raise ConfigError("mixed precision (bfloat16) needs a GPU; JAX sees only the CPU here")
     device_count = _device_count()
     if device_count > 1 and config.batch_size % device_count and not _cpu_only():

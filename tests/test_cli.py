@@ -78,7 +78,8 @@ def _write_npz(path, **arrays):
 
 
 @pytest.mark.parametrize("case", ["missing_folder", "object_npz", "non_image_folder", "count_mismatch",
-                                  "unknown_model", "zero_epochs", "nan_lr", "bad_run"])
+                                  "unknown_model", "zero_epochs", "nan_lr", "mixed_precision_gan",
+                                  "mixed_precision_cpu", "bad_run"])
 def test_bad_input_exits_2_with_one_line(store, tmp_path, case):
     if case == "missing_folder":
         args = ["train", "--model", "convnet", "--dataset", "folder:/nonexistent"]
@@ -98,6 +99,14 @@ def test_bad_input_exits_2_with_one_line(store, tmp_path, case):
         args = ["train", "--model", "convnet", "--dataset", "digits", "--epochs", "0"]
     elif case == "nan_lr":
         args = ["train", "--model", "convnet", "--dataset", "digits", "--lr", "nan"]
+    elif case == "mixed_precision_gan":
+        args = ["train", "--model", "dcgan", "--dataset", "digits", "--mixed-precision"]
+    elif case == "mixed_precision_cpu":
+        import jax
+
+        if jax.devices()[0].platform != "cpu":
+            pytest.skip("bfloat16 training is allowed on an accelerator")
+        args = ["train", "--model", "convnet", "--dataset", "digits", "--mixed-precision"]
     else:
         args = ["show", "no-such-run"]
     result = cli(store, *args)
