@@ -256,8 +256,14 @@ def _first_batches(batches, count: int):
 
 
 def _fit_seconds(model, dataset) -> float:
-    """Seconds of one ``fit`` epoch over ``dataset``, measured from its first step's start."""
+    """Seconds of one ``fit`` epoch over ``dataset``, measured from its first step's start.
+
+    One step at a time, as in a training run (``WaitForEachStep``: on CPU devices a ``fit``
+    that runs ahead can deadlock).
+    """
     import keras
+
+    from core.callbacks import WaitForEachStep
 
     times = {}
 
@@ -271,7 +277,7 @@ def _fit_seconds(model, dataset) -> float:
                 break
             times["end"] = time.perf_counter()
 
-    model.fit(dataset, epochs=1, shuffle=False, verbose=0, callbacks=[Clock()])
+    model.fit(dataset, epochs=1, shuffle=False, verbose=0, callbacks=[Clock(), WaitForEachStep()])
     return times["end"] - times["start"]
 
 

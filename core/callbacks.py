@@ -214,6 +214,25 @@ class Checkpointer(keras.callbacks.Callback):
         return path
 
 
+class WaitForEachStep(keras.callbacks.Callback):
+    """Waits for each step's results before ``fit`` (or ``evaluate``) launches the next step.
+
+    Without a per-step callback Keras runs ahead: it launches step ``n + 1`` while step ``n``
+    still runs. With the CPU split into several XLA devices (``core.training.data_parallel``)
+    the two launches can then start in different orders on the two devices; each device waits
+    in a different step's all-reduce, and XLA aborts the process after 40 s ("Termination
+    timeout for all reduce"). Unsynchronised ``fit`` on digits hit it within 500 steps in
+    every try. Waiting cost no throughput measurable above the machine's noise (Fashion-MNIST
+    convnet, 18 rounds each way), and a run's store logger reads every step's logs anyway.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        _floats(logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        _floats(logs)
+
+
 class StopOnRequest(keras.callbacks.Callback):
     """Ends ``fit`` after the current step once ``stop_event`` is set (by the heartbeat or a signal)."""
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from core.callbacks import Checkpointer, StopOnRequest, StoreLogger
+from core.callbacks import Checkpointer, StopOnRequest, StoreLogger, WaitForEachStep
 from core.config import Config
 from core.store import RunStore
 
@@ -47,7 +47,8 @@ class RunContext:
         return self.store.run_dir(self.run_id)
 
     def callbacks(self, steps_per_epoch: int, batch_size: int | None = None) -> list[keras.callbacks.Callback]:
-        """The callbacks every family adds to ``fit``: stop requests, store metrics, checkpoints.
+        """The callbacks every family adds to ``fit``: one step at a time, stop requests, store
+        metrics, checkpoints.
 
         Args:
             steps_per_epoch: optimizer steps per epoch.
@@ -68,7 +69,7 @@ class RunContext:
             self.run_dir, steps_per_epoch=steps_per_epoch,
             should_save=lambda: self.logger.failure is None, is_partial=is_partial,
         )
-        return [self.stopper, self.logger, self.checkpointer, *self.extra_callbacks]
+        return [WaitForEachStep(), self.stopper, self.logger, self.checkpointer, *self.extra_callbacks]
 
     @property
     def failure(self) -> str | None:

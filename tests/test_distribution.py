@@ -86,3 +86,27 @@ with training.data_parallel(8):
     assert " all-reduce(" in hlo or "all-reduce-start" in hlo
     for collective in ("all-to-all", "collective-permute", "all-gather"):
         assert collective not in hlo, collective
+
+
+def test_back_to_back_data_parallel_steps_do_not_deadlock():
+    """``fit`` with no per-step callback launches each step before the last one has finished;
+    on XLA:CPU's two devices the launches then race, each device enters a different step's
+    all-reduce, and XLA aborts the process after 40 s. The benchmark's timed fit (and every
+    run's callbacks) wait for each step, so 1,500 back-to-back steps finish."""
+    program = """
+import core
+from core import bench, classifier, datasets, training
+from core.config import config_for
+data = datasets.load_dataset("digits")
+config = config_for("convnet", dataset="digits")
+batches = classifier.ShuffledBatches(data.x_train, data.y_train, config.batch_size, seed=0)
+with training.data_parallel(config.batch_size):
+    model = classifier.build_classifier("convnet", data.image_shape, data.num_classes, augment=False)
+    classifier.compile_classifier(model, config, total_steps=1500)
+    bench._fit_seconds(model, bench._first_batches(batches, 1500))
+print("finished")
+"""
+    env = {**os.environ, "CONVGAN_CPU_DEVICES": "2"}
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("finished")
