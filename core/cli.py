@@ -236,6 +236,8 @@ def _headline(metrics: dict[str, Any]) -> dict[str, str]:
         value = metrics.get(key)
         if isinstance(value, (int, float)):
             out[key] = f"{value:.4g}"
+    if isinstance(metrics.get("reference_run"), str):  # the classifier whose features fid_cls uses
+        out["reference_run"] = metrics["reference_run"]
     return out
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from core import checkpoints, images
 from core.config import Config, config_for
-from core.errors import DatasetError, UserError
+from core.errors import DatasetError, RunNotFound, UserError
 from core.store import ACTIVE_STATUSES, RunStore
 
 # Sampling from a public demo is capped at this many images per request.
@@ -247,7 +247,8 @@ def format_seconds(seconds: float | None) -> str:
 
 
 def run_rows(runs: Iterable[dict[str, Any]], now: float | None = None) -> list[dict[str, Any]]:
-    """One flat row per run for a table: status, model, dataset, key metrics, duration, device, img/s."""
+    """One flat row per run for a table: status, model, dataset, key metrics, the classifier run
+    that scored a GAN (``scored by``), duration, device, img/s."""
     rows = []
     for run in runs:
         metrics = run.get("metrics") or {}
@@ -264,6 +265,7 @@ def run_rows(runs: Iterable[dict[str, Any]], now: float | None = None) -> list[d
         for key in _KEY_METRICS:
             value = metrics.get(key)
             row[key] = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+        row["scored by"] = metrics.get("reference_run") if isinstance(metrics.get("reference_run"), str) else None
         speed = metrics.get("images_per_second") or progress.get("images_per_second")
         row["img/s"] = float(speed) if isinstance(speed, (int, float)) else None
         seconds = duration_seconds(run, now)
@@ -605,6 +607,36 @@ def predict_labels(model, images_uint8: np.ndarray) -> np.ndarray:
 
 
 GAN_SCORES = ("fid_cls", "kid_cls", "precision", "recall", "label_accuracy")
+
+
+def reference_note(store: RunStore, run: dict[str, Any]) -> str | None:
+    """Which classifier run scored a GAN run (its features define fid_cls and the rest), or None.
+
+    Older runs, unscored runs and classifiers have no reference and get None.
+    """
+    reference = (run.get("metrics") or {}).get("reference_run")
+    if not isinstance(reference, str):
+        return None
+    try:
+        accuracy = (store.get_run(reference).get("metrics") or {}).get("test_accuracy")
+    except RunNotFound:
+        return f"Scored in the feature space of classifier run {reference} (since deleted)."
+    detail = f" (test accuracy {accuracy:.1%})" if isinstance(accuracy, (int, float)) else ""
+    return f"Scored in the feature space of classifier run {reference}{detail}."
+
+
+def mixed_references(runs: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """GAN runs grouped by the classifier run that scored them, when there is more than one.
+
+    Scores from different reference classifiers are not comparable, so a page comparing
+    these runs says so. Returns ``{}`` when the runs share one reference (or have none).
+    """
+    groups: dict[str, list[str]] = {}
+    for run in runs:
+        reference = (run.get("metrics") or {}).get("reference_run")
+        if run.get("family") == "gan" and isinstance(reference, str):
+            groups.setdefault(reference, []).append(run["run_id"])
+    return groups if len(groups) > 1 else {}
 
 
 def gif_bytes(frames: np.ndarray, fps: float = 8.0) -> bytes:

@@ -3,7 +3,8 @@
 ``fit_gan`` builds (or, to resume, loads) the model, trains it on shuffled full batches with
 the run's callbacks plus :class:`SampleGrid`, then scores the EMA generator with
 ``core.gan_metrics`` when that module can be used (fid_cls, kid_cls, precision, recall, and
-label_accuracy for cgan), plus ``fid_cls_no_ema`` for the raw generator.
+label_accuracy for cgan), plus ``fid_cls_no_ema`` for the raw generator, and records which
+classifier run scored it (``reference_run``).
 """
 
 from __future__ import annotations
@@ -96,13 +97,17 @@ def evaluate_gan(model: GAN, data, config: GANConfig, *, store=None) -> dict[str
 
     Returns:
         ``fid_cls``, ``kid_cls``, ``precision``, ``recall``, ``label_accuracy`` (cgan),
-        ``fid_cls_no_ema``; or {} when metrics are unavailable.
+        ``fid_cls_no_ema``, and ``reference_run`` (the classifier run whose features define
+        them); or {} when metrics are unavailable.
     """
     try:
         from core import gan_metrics
+        from core.store import RunStore
 
-        classifier = gan_metrics.reference_classifier(data.info.name, store, image_size=config.image_size)
-        results: dict[str, Any] = {}
+        store = store if store is not None else RunStore()
+        reference = gan_metrics.reference_run(data.info.name, store, image_size=config.image_size)
+        classifier = gan_metrics.load_classifier(store, reference["run_id"])
+        results: dict[str, Any] = {"reference_run": reference["run_id"]}
         for ema in (True, False):
             def sample_fn(n, seed, labels, ema=ema):
                 z = sampling.latents(model.latent_dim, n, seed)

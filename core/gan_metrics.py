@@ -359,9 +359,27 @@ def reference_classifier(
 ) -> keras.Model:
     """The classifier whose feature space defines ``fid_cls``/``kid_cls`` for a dataset.
 
+    Loads the checkpoint of :func:`reference_run` (same arguments).
+
+    Returns:
+        The trained classifier (takes raw 0..255 pixels).
+    """
+    from core.store import RunStore
+
+    store = store if store is not None else RunStore()
+    return load_classifier(store, reference_run(dataset_spec, store, image_size=image_size, epochs=epochs)["run_id"])
+
+
+def reference_run(
+    dataset_spec: str, store=None, *, image_size: int | None = None, epochs: int = REFERENCE_EPOCHS
+) -> dict[str, Any]:
+    """The run record of the reference classifier for a dataset.
+
     The completed classifier run on ``dataset_spec`` (and ``image_size``) with the highest
     ``test_accuracy`` in the store; if there is none, a ``convnet`` run is trained now and
-    stays in the store, so the next call finds it (the run is the cache).
+    stays in the store, so the next call finds it (the run is the cache). Scores are
+    comparable only between generators scored by the same run: training a better classifier
+    changes the reference.
 
     Args:
         dataset_spec: the dataset spec, as in ``ClassifierConfig.dataset``.
@@ -369,14 +387,11 @@ def reference_classifier(
         image_size: the image size the GAN trains at (None = native).
         epochs: epochs of the convnet trained when no run exists.
 
-    Returns:
-        The trained classifier (takes raw 0..255 pixels).
-
     Raises:
         UserError: unknown or unlabeled dataset.
         TrainingFailed: the on-demand training run did not complete.
     """
-    from core import checkpoints, training
+    from core import training
     from core.config import ClassifierConfig
     from core.datasets import dataset_info
     from core.store import RunStore
@@ -392,7 +407,7 @@ def reference_classifier(
                 f"the reference classifier run {run['run_id']} for {name} ended {run['status']}: "
                 f"{run.get('error') or 'see its train.log'}"
             )
-    return _load_classifier(checkpoints.checkpoint_path(store, run["run_id"]))
+    return run
 
 
 def _best_classifier_run(store, dataset_specs: set[str], image_size: int | None) -> dict[str, Any] | None:
@@ -411,9 +426,11 @@ def _best_classifier_run(store, dataset_specs: set[str], image_size: int | None)
 _LOADED: dict[tuple[str, float], keras.Model] = {}
 
 
-def _load_classifier(path) -> keras.Model:
+def load_classifier(store, run_id: str) -> keras.Model:
+    """The latest checkpoint of classifier run ``run_id``, loaded once per checkpoint file."""
     from core import checkpoints
 
+    path = checkpoints.checkpoint_path(store, run_id)
     key = (str(path), os.path.getmtime(path))
     if key not in _LOADED:
         _LOADED[key] = checkpoints.load_model(path)

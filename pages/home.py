@@ -49,6 +49,7 @@ if runs:
     st.dataframe(
         rows,
         hide_index=True,
+        placeholder="—",  # test accuracy of a GAN, fid_cls of a classifier
         column_config={
             "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent"),
             "fid_cls": st.column_config.NumberColumn("fid_cls", format="%.2f"),

@@ -60,6 +60,7 @@ st.dataframe(
     rows,
     hide_index=True,
     key="runs.table",
+    placeholder="—",  # test accuracy of a GAN, fid_cls of a classifier
     column_config={
         "test_accuracy": st.column_config.NumberColumn("test acc", format="percent"),
         "test_loss": st.column_config.NumberColumn("test loss", format="%.3f"),
@@ -106,6 +107,13 @@ if compare:
         st.plotly_chart(figures.overlay(tables, metric, x=x_axis, smoothing=smoothing), key="runs.overlay")
     else:
         st.caption("These runs have no metrics yet.")
+    mixed = dashboard.mixed_references(by_id[run_id] for run_id in compare)
+    if mixed:
+        st.warning(
+            "These GAN runs were scored by different reference classifiers, so their fid_cls and "
+            "kid_cls are not comparable: "
+            + "; ".join(f"{', '.join(ids)} by {reference}" for reference, ids in mixed.items())
+        )
     gan_runs = [run_id for run_id in compare if by_id[run_id]["family"] == "gan"]
     if len(gan_runs) > 1:
         common = sorted(set.intersection(*(set(dashboard.sample_epochs(store.run_dir(r))) for r in gan_runs)))
@@ -211,6 +219,9 @@ with tabs[1]:
     if scores:
         for column, (name, value) in zip(st.columns(len(scores)), scores.items(), strict=True):
             column.metric(name, f"{value:.1%}" if "accuracy" in name else f"{value:.4g}")
+    reference = dashboard.reference_note(store, run)
+    if reference:
+        st.caption(reference)
     if run["family"] == "classifier":
         matrix = metrics.get("confusion_matrix")
         names = (run["config"].get("data") or {}).get("class_names") or []

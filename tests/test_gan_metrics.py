@@ -11,6 +11,7 @@ import scipy.linalg
 
 from core import gan_metrics
 from core.errors import ModelFileError, UserError
+from tests.stored_runs import completed_classifier_run
 
 
 def _clusters(rng, centres, per_cluster, spread=0.1):
@@ -311,26 +312,12 @@ def test_evaluate_generator_rejects_float_images(classifier, digits):
 # ---- reference classifier from the run store ---------------------------------------------------
 
 
-def _completed_classifier_run(store, model, dataset, test_accuracy, image_size=None):
-    run_id = store.create_run(
-        family="classifier",
-        model="convnet",
-        dataset=dataset,
-        config={"model": "convnet", "dataset": dataset, "image_size": image_size},
-        status="completed",
-    )
-    (store.run_dir(run_id) / "checkpoints").mkdir()
-    model.save(store.run_dir(run_id) / "checkpoints" / "epoch_003.keras")
-    store.update_run(run_id, metrics={"test_accuracy": test_accuracy})
-    return run_id
-
-
 def test_reference_classifier_is_the_best_completed_run(store):
     models = [_small_classifier() for _ in range(4)]
-    _completed_classifier_run(store, models[0], "digits", 0.80)
-    _completed_classifier_run(store, models[1], "digits", 0.95)
-    _completed_classifier_run(store, models[2], "mnist", 0.99)  # another dataset
-    _completed_classifier_run(store, models[3], "digits", 0.99, image_size=16)  # another size
+    completed_classifier_run(store, models[0], "digits", 0.80)
+    best = completed_classifier_run(store, models[1], "digits", 0.95)
+    completed_classifier_run(store, models[2], "mnist", 0.99)  # another dataset
+    completed_classifier_run(store, models[3], "digits", 0.99, image_size=16)  # another size
     failed = store.create_run(
         family="classifier", model="convnet", dataset="digits", config={"dataset": "digits"}, status="failed"
     )
@@ -339,13 +326,14 @@ def test_reference_classifier_is_the_best_completed_run(store):
     chosen = gan_metrics.reference_classifier("digits", store)
     for got, want in zip(chosen.get_weights(), models[1].get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
+    assert gan_metrics.reference_run("digits", store)["run_id"] == best
 
 
 def test_evaluate_generator_uses_the_stored_reference_classifier(store, classifier):
     from core.datasets import load_dataset
 
     data = load_dataset("digits")
-    _completed_classifier_run(store, classifier, "digits", 0.97)  # found through $CONVGAN_HOME
+    completed_classifier_run(store, classifier, "digits", 0.97)  # found through $CONVGAN_HOME
     result = gan_metrics.evaluate_generator(
         _real_sampler(data.x_train, data.y_train), data, num_samples=300, conditional=True
     )

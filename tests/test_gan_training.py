@@ -12,6 +12,7 @@ from core.datasets import load_dataset
 from core.errors import ConfigError
 from core.runctx import RunContext
 from core.store import RunStore
+from tests.stored_runs import completed_classifier_run
 
 SMALL = {"batch_size": 32, "latent_dim": 8, "sample_grid_size": 16, "metric_samples": 40, "log_every_steps": 2}
 
@@ -22,17 +23,13 @@ def digits():
     return dataclasses.replace(data, x_train=data.x_train[:96], y_train=data.y_train[:96])
 
 
-def stub_classifier(monkeypatch):
-    """A small untrained classifier instead of training the real reference one."""
+def add_reference_classifier(store):
+    """A completed classifier run on digits for the GAN metrics to find through the store: a
+    small untrained model (enough to compute every score; training one costs seconds a test)."""
     keras.utils.set_random_seed(0)
     classifier = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(16),
                                    keras.layers.Dense(10, activation="softmax")])
-    monkeypatch.setattr(gan_metrics, "reference_classifier", lambda *args, **kwargs: classifier)
-
-
-@pytest.fixture(autouse=True)
-def stub_reference_classifier(monkeypatch):
-    stub_classifier(monkeypatch)
+    return completed_classifier_run(store, classifier, "digits", 0.5)
 
 
 def new_context(store, config, **kwargs):
@@ -48,12 +45,10 @@ def module_store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dcgan_run(module_store, digits):
     """A 2-epoch dcgan run: (context, final metrics)."""
+    add_reference_classifier(module_store)
     config = GANConfig(model="dcgan", epochs=2, **SMALL)
     ctx = new_context(module_store, config)
-    with pytest.MonkeyPatch.context() as patch:
-        stub_classifier(patch)
-        final = gan.fit_gan(config, digits, ctx)
-    return ctx, final
+    return ctx, gan.fit_gan(config, digits, ctx)
 
 
 def test_dcgan_run_writes_samples_checkpoints_and_metrics(dcgan_run):
@@ -68,6 +63,9 @@ def test_dcgan_run_writes_samples_checkpoints_and_metrics(dcgan_run):
     for name in ("d_loss", "g_loss", "d_real", "d_fake", "fid_cls", "kid_cls", "precision", "recall",
                  "fid_cls_no_ema"):
         assert np.isfinite(final[name]), name
+    # Scored by the classifier run in the store, and that run is named with the scores.
+    assert final["reference_run"] == gan_metrics.reference_run("digits", store)["run_id"]
+    assert len(store.list_runs(family="classifier")) == 1  # nothing trained on demand
     assert "d_loss" in store.latest_metrics(ctx.run_id)
     # The grid is the EMA generator's sample for the config's seed.
     model = sampling.load_gan(ctx.run_dir)
@@ -93,12 +91,13 @@ def test_resume_continues_exactly(dcgan_run, digits):
 
 
 def test_cgan_grid_has_one_class_per_row(store, digits):
+    reference = add_reference_classifier(store)
     config = GANConfig(model="cgan", epochs=1, **{**SMALL, "sample_grid_size": 20})
     ctx = new_context(store, config)
     final = gan.fit_gan(config, digits, ctx)
     grid = images.load_png(ctx.run_dir / "samples" / "epoch_001.png")
     assert grid.shape == (10 * 9 + 1, 2 * 9 + 1, 1)  # 10 rows (classes) x 2 columns
-    assert 0.0 <= final["label_accuracy"] <= 1.0
+    assert 0.0 <= final["label_accuracy"] <= 1.0 and final["reference_run"] == reference
 
 
 def test_cgan_needs_labels(store, digits):

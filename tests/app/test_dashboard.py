@@ -167,3 +167,33 @@ def test_gif_is_animated_and_metrics_csv_has_every_row(tmp_path):
     lines = dashboard.metrics_csv(store, run_id).decode().splitlines()
     assert lines[0] == "scope,step,epoch,name,value,time" and len(lines) == 3
     assert lines[1].startswith("step,3,1,accuracy,,")  # NaN is stored as NULL: an empty cell
+
+
+def test_gan_scores_name_the_classifier_run_that_scored_them(tmp_path):
+    store = RunStore(tmp_path / "home")
+    classifiers = [
+        store.create_run(family="classifier", model="convnet", dataset="digits", config={}, status="completed")
+        for _ in range(2)
+    ]
+    store.update_run(classifiers[0], metrics={"test_accuracy": 0.97})
+    gans = [
+        store.create_run(family="gan", model="dcgan", dataset="digits", config={}, status="completed")
+        for _ in range(3)
+    ]
+    for gan_id, reference in zip(gans, [classifiers[0], classifiers[0], classifiers[1]], strict=True):
+        store.update_run(gan_id, metrics={"fid_cls": 12.5, "reference_run": reference})
+    runs = {run["run_id"]: run for run in store.list_runs()}
+
+    rows = {row["run"]: row for row in dashboard.run_rows(runs.values())}
+    assert rows[gans[0]]["scored by"] == classifiers[0] and rows[classifiers[0]]["scored by"] is None
+    assert dashboard.reference_note(store, runs[gans[0]]) == (
+        f"Scored in the feature space of classifier run {classifiers[0]} (test accuracy 97.0%)."
+    )
+    assert dashboard.reference_note(store, runs[classifiers[0]]) is None
+    assert dashboard.mixed_references([runs[gans[0]], runs[gans[1]]]) == {}
+    mixed = dashboard.mixed_references(runs.values())
+    assert {reference: sorted(ids) for reference, ids in mixed.items()} == {
+        classifiers[0]: sorted(gans[:2]), classifiers[1]: [gans[2]]
+    }
+    store.delete_run(classifiers[1])
+    assert dashboard.reference_note(store, runs[gans[2]]).endswith(f"run {classifiers[1]} (since deleted).")

@@ -275,6 +275,31 @@ def test_runs_detail_shows_the_misclassified_images_of_a_cell(real_home):
 
 
 @real
+def test_runs_detail_names_the_classifier_that_scored_a_gan(real_home):
+    _, run_ids = real_home
+    at = open_page("runs", {"run": run_ids["dcgan"]})
+    assert_clean(at)
+    notes = [c.value for c in at.caption if c.value.startswith("Scored in the feature space")]
+    assert len(notes) == 1 and run_ids["convnet"] in notes[0] and "test accuracy" in notes[0], notes
+    assert not at.warning
+
+
+def test_comparing_gans_scored_by_different_classifiers_warns(empty_home):
+    from core.config import config_for, config_to_dict
+
+    store = RunStore(empty_home)
+    gans = []
+    for reference in ("convnet-digits-a", "convnet-digits-b"):
+        gans.append(store.create_run(family="gan", model="dcgan", dataset="digits",
+                                     config=config_to_dict(config_for("dcgan")), status="completed"))
+        store.update_run(gans[-1], metrics={"fid_cls": 20.0, "reference_run": reference})
+    at = open_page("runs", {"compare": ",".join(gans)})
+    assert_clean(at)
+    warnings = [w.value for w in at.warning if "different reference classifiers" in w.value]
+    assert len(warnings) == 1 and "convnet-digits-a" in warnings[0] and "convnet-digits-b" in warnings[0]
+
+
+@real
 def test_delete_needs_confirmation(real_home):
     from core.config import config_for, config_to_dict
 
