@@ -204,14 +204,17 @@ show(
 # - `precision` (are the samples realistic?) and `recall` (is the data's variety covered?).
 # - `label_accuracy` (cGAN): how often the reference classifier recognises the asked-for class.
 # - `fid_cls_no_ema`: `fid_cls` of the raw generator, to see what the weight average buys.
+# - `reference_run`: the classifier run that scored the generator (the table's `scored by`); compare
+#   scores only between runs with the same one.
 
 # %%
 scores = {run["run_id"]: run["metrics"] for run in runs.values()}
-columns = ["run", "model", *dashboard.GAN_SCORES]
+columns = ["run", "model", *dashboard.GAN_SCORES, "scored by"]
 display(pd.DataFrame(dashboard.run_rows(runs.values()), columns=columns))
 for model, run in runs.items():
     metrics = run["metrics"]
     print(f"{model}: fid_cls {metrics['fid_cls']:.3f} with EMA, {metrics['fid_cls_no_ema']:.3f} without")
+print("scored by classifier run", *{run["metrics"]["reference_run"] for run in runs.values()})
 print(f"cgan label accuracy: {runs['cgan']['metrics']['label_accuracy']:.1%} (chance: {1 / data.num_classes:.0%})")
 display(figures.metric_bars(scores, "fid_cls"))
 figures.metric_bars(scores, "precision")
