@@ -143,7 +143,7 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
         if resume:
             _prepare_resume(store, run_id, ctx)
         fit = _family_trainer(config)
-        with data_parallel(config.batch_size):
+        with data_parallel(config.batch_size, config.family):
             final = fit(config, data, ctx) or {}
         if ctx.failure:
             status, error = "failed", ctx.failure
@@ -211,17 +211,20 @@ def _prepare_resume(store: RunStore, run_id: str, ctx: RunContext) -> None:
 
 
 @contextlib.contextmanager
-def data_parallel(batch_size: int):
+def data_parallel(batch_size: int, family: str | None = None):
     """Train data-parallel over all local devices when there are several and the batch splits evenly.
 
-    The CPU counts as several devices too (``backend.split_cpu_into_devices``); a batch that
-    does not split over them trains on one. The previous distribution is restored afterwards,
-    so a notebook or test process is left as it was.
+    The CPU counts as several devices too (``backend.split_cpu_into_devices``), but there only
+    the families of ``backend.cpu_split_families()`` split (``family`` None: always split);
+    a batch that does not split over the devices trains on one. The previous distribution is
+    restored afterwards, so a notebook or test process is left as it was.
     """
     import keras
 
     count = _device_count()
-    if count < 2 or batch_size % count:
+    if count < 2 or batch_size % count or (
+        family is not None and _cpu_only() and family not in backend.cpu_split_families()
+    ):
         yield
         return
     with keras.distribution.DataParallel().scope():

@@ -110,3 +110,51 @@ print("finished")
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("finished")
+
+
+_CONV_BACKEND = """
+import core, jax, jax.numpy as jnp
+from jax import lax
+conv = jax.jit(lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+print("ynn" if "__ynn_fusion" in conv.lower(jnp.zeros((8, 28, 28, 16)), jnp.zeros((3, 3, 16, 32))).compile().as_text()
+      else "eigen")
+"""
+
+
+def test_cpu_convolutions_run_on_eigen_unless_xla_flags_choose():
+    def backend_of(**env):
+        environment = {**{k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}, **env}
+        result = subprocess.run([sys.executable, "-c", _CONV_BACKEND], capture_output=True, text=True, timeout=120,
+                                env=environment)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert backend_of() == "eigen"
+    assert backend_of(XLA_FLAGS="--xla_force_host_platform_device_count=2") == "eigen"  # added to the user's flags
+    assert backend_of(XLA_FLAGS="--xla_cpu_experimental_ynn_fusion_type=+individual_convolution") == "ynn"
+
+
+_SPLITS = """
+import core, keras
+from core import training
+for family in ("classifier", "gan", None):
+    with training.data_parallel(128, family):
+        print(family, type(keras.distribution.distribution()).__name__)
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the CPU is split only with two cores or more")
+def test_on_the_cpu_gans_train_data_parallel_and_classifiers_on_one_device():
+    def splits(**env):
+        environment = {**{k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "CONVGAN_CPU_DEVICES")},
+                       **env}
+        result = subprocess.run([sys.executable, "-c", _SPLITS], capture_output=True, text=True, timeout=120,
+                                env=environment)
+        assert result.returncode == 0, result.stderr
+        return dict(line.split() for line in result.stdout.strip().splitlines())
+
+    assert splits() == {"classifier": "NoneType", "gan": "DataParallel", "None": "DataParallel"}
+    # A device count the user chose splits every family.
+    everything = {"classifier": "DataParallel", "gan": "DataParallel", "None": "DataParallel"}
+    assert splits(CONVGAN_CPU_DEVICES="2") == everything
+    assert splits(XLA_FLAGS="--xla_force_host_platform_device_count=2") == everything

@@ -9,8 +9,10 @@ Discriminator: a 3x3 stride-1 "stem" conv at full resolution, then [4x4 conv str
 LeakyReLU(0.2)] per halving, flatten, dense -> one logit. The stem made the discriminator
 strong enough to teach the generator in a short run: on digits after 30 epochs fid_cls (EMA)
 went from 40 to 23. No batch norm (the training step needs a stateless discriminator; see
-``gan_base.GAN``). Strided convolutions are cheap on XLA:CPU, forward and backward (unlike
-transposed ones), so no special layer is needed.
+``gan_base.GAN``). The stride-2 convolutions are ``StridedConv2D``: XLA's input gradient
+of a strided convolution (needed to reach the stem's weights, and to pass the generator its
+gradient) is a zero-dilated convolution, 1.3-2.3x slower than the phase-kernel form
+(``core/models/downsample.py``).
 
 Loss: the non-saturating loss, ``d_loss = softplus(-D(x)) + softplus(D(G(z)))`` and
 ``g_loss = softplus(-D(G(z)))`` (means over the batch). Optimizers: Adam(2e-4, beta_1 0.5)
@@ -24,6 +26,7 @@ import keras
 from keras import layers, ops, saving
 
 from core.errors import ConfigError
+from core.models.downsample import StridedConv2D
 from core.models.gan_base import GAN
 from core.models.layers import BatchNormalization
 from core.models.upsample import UpConv2D
@@ -82,7 +85,7 @@ def discriminator_features(images, image_shape, width: int):
     x = layers.Conv2D(width, 3, padding="same", name="stem")(images)
     x = layers.LeakyReLU(0.2)(x)
     for level in range(doublings):
-        x = layers.Conv2D(_channels(width, level + 1), 4, strides=2, padding="same", name=f"down{level}")(x)
+        x = StridedConv2D(_channels(width, level + 1), 4, strides=2, padding="same", name=f"down{level}")(x)
         x = layers.LeakyReLU(0.2)(x)
     return layers.Flatten()(x)
 

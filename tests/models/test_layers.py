@@ -9,6 +9,7 @@ from keras import layers
 
 from core.models.augment import AUGMENTATIONS, RandomShiftZoomFlip, augmentation_for, augmentation_preset
 from core.models.classifiers import SparseCrossentropy
+from core.models.downsample import StridedConv2D
 from core.models.layers import BatchNormalization, Dropout, MaxPool2x2
 
 
@@ -200,3 +201,59 @@ def test_seed_states_are_saved_with_the_model(tmp_path):
     np.testing.assert_array_equal(
         np.asarray(loaded(images, training=True)), np.asarray(model(images, training=True))
     )
+
+
+def _conv_loss(layer, weights, x):
+    # A nonlinear function of the output, so every gradient entry is exercised.
+    return jnp.sum(jnp.sin(layer.stateless_call(weights, [], x)[0]))
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8, 2), (4, 28, 28, 3), (2, 14, 14, 4), (2, 6, 10, 1)])
+def test_strided_conv2d_matches_conv2d_outputs_and_gradients(shape):
+    rng = np.random.default_rng(0)
+    fast, reference = (cls(5, 4, strides=2, padding="same") for cls in (StridedConv2D, layers.Conv2D))
+    fast.build(shape)
+    reference.build(shape)
+    reference.set_weights(fast.get_weights())
+    assert fast._fast(keras.KerasTensor(shape))
+    x = jnp.asarray(rng.normal(size=shape).astype(np.float32))
+    weights = [fast.kernel.value, fast.bias.value]
+    np.testing.assert_allclose(fast(x), reference(x), rtol=1e-5, atol=1e-5)
+    grads = [jax.grad(lambda w, x, layer=layer: _conv_loss(layer, w, x), argnums=(0, 1))(weights, x)
+             for layer in (fast, reference)]
+    for got, want in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_strided_conv2d_gradient_of_its_input_gradient_matches_conv2d():
+    # WGAN-GP differentiates the critic's input gradient with respect to the weights.
+    rng = np.random.default_rng(1)
+    shape = (2, 8, 8, 3)
+    fast, reference = (cls(4, 4, strides=2, padding="same") for cls in (StridedConv2D, layers.Conv2D))
+    fast.build(shape)
+    reference.build(shape)
+    reference.set_weights(fast.get_weights())
+    x = jnp.asarray(rng.normal(size=shape).astype(np.float32))
+    weights = [fast.kernel.value, fast.bias.value]
+
+    def penalty(weights, layer):
+        return jnp.sum(jax.grad(lambda x: _conv_loss(layer, weights, x))(x) ** 2)
+
+    got, want = (jax.grad(penalty)(weights, layer) for layer in (fast, reference))
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))
+
+
+def test_strided_conv2d_other_cases_are_plain_conv2d_and_it_round_trips():
+    odd = StridedConv2D(3, 4, strides=2, padding="same")
+    assert not odd._fast(keras.KerasTensor((1, 7, 8, 2)))  # odd side
+    assert not StridedConv2D(3, 3, strides=2, padding="same")._fast(keras.KerasTensor((1, 8, 8, 2)))
+    x = np.random.default_rng(2).normal(size=(1, 7, 8, 2)).astype(np.float32)
+    reference = layers.Conv2D(3, 4, strides=2, padding="same")
+    reference.build(x.shape)
+    odd.build(x.shape)
+    reference.set_weights(odd.get_weights())
+    np.testing.assert_allclose(odd(x), reference(x), rtol=1e-6)
+    clone = StridedConv2D.from_config(odd.get_config())
+    assert keras.saving.get_registered_name(StridedConv2D) == "convgan>StridedConv2D"
+    assert clone(keras.Input((28, 28, 1))).shape == (None, 14, 14, 3)

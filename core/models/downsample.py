@@ -1,0 +1,108 @@
+"""Stride-2 convolutions whose input gradient is fast on XLA:CPU.
+
+The gradient of a stride-2 convolution with respect to its input is a transposed
+convolution, which XLA lowers to a convolution of the output gradient dilated with zeros
+(``lhs_dilation=2``): three of every four multiply-adds are with a zero, on a generic path.
+A discriminator needs that gradient twice per GAN step (to reach its earlier layers' weights,
+and to pass the generator its gradient). :class:`StridedConv2D` computes it instead as one
+stride-1 2x2 convolution of the undilated gradient with four "phase" kernels, whose outputs
+are interleaved (the same folding as ``core.models.upsample.UpConv2D``). Measured on 2 CPU
+cores (AMD EPYC, Eigen convolutions, one device), 4x4 kernels, batch 64, input gradient
+alone:
+
+=========================  ==================  =================
+input -> output            lhs-dilated (ms)    phase kernels (ms)
+=========================  ==================  =================
+28x28x32 -> 14x14x64       23-26               11
+14x14x64 -> 7x7x128        15                  11-12
+=========================  ==================  =================
+
+The forward pass and the weight gradient are XLA's own; outputs and both gradients equal
+``keras.layers.Conv2D``'s to float32 rounding (``tests/models/test_layers.py``).
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax import lax
+from keras import layers, ops, saving
+
+KERNEL_SIZE = 4
+# Rows of a 4x4 kernel each phase of the input gradient uses, per axis: (phase, tap, kernel
+# row). With "same" padding (one row of zeros on each side) input row 2p is read by output
+# rows p (kernel row 1) and p - 1 (row 3); input row 2p + 1 by p (row 2) and p + 1 (row 0).
+# Over the output gradient padded by one row on each side, tap 0 of phase 0 is row p - 1.
+_PHASE_TAPS = np.zeros((2, 2, KERNEL_SIZE), np.float32)
+_PHASE_TAPS[0, 0, 3] = _PHASE_TAPS[0, 1, 1] = _PHASE_TAPS[1, 0, 2] = _PHASE_TAPS[1, 1, 0] = 1.0
+_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+
+
+def _conv(x, kernel):
+    return lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_DIMENSIONS)
+
+
+def _input_gradient(upstream, kernel):
+    """Gradient of ``_conv(x, kernel)`` with respect to ``x``, from the output gradient."""
+    batch, height, width, _ = upstream.shape  # the output's size: the input is twice as large
+    in_channels, out_channels = kernel.shape[2], kernel.shape[3]
+    taps = _PHASE_TAPS.astype(kernel.dtype)
+    # (2 row taps, 2 col taps, output channels, 2 row phases, 2 col phases, input channels)
+    phases = jax.numpy.einsum("aru,bsv,uvio->rsoabi", taps, taps, kernel)
+    phases = phases.reshape(2, 2, out_channels, 4 * in_channels)
+    padded = jax.numpy.pad(upstream, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    y = lax.conv_general_dilated(padded, phases, (1, 1), "VALID", dimension_numbers=_DIMENSIONS)
+    y = y.reshape(batch, height + 1, width + 1, 2, 2, in_channels)
+    # Phase (a, b) of input pixel (p, q) is window (p + a, q + b).
+    rows = [
+        jax.numpy.stack([y[:, a : a + height, b : b + width, a, b, :] for b in range(2)], axis=3)
+        for a in range(2)
+    ]  # each (batch, height, width, 2, in_channels)
+    return jax.numpy.stack(rows, axis=2).reshape(batch, 2 * height, 2 * width, in_channels)
+
+
+@jax.custom_vjp
+def strided_conv(x, kernel):
+    """4x4, stride-2, ``"same"`` convolution of even-sided channels-last ``x`` (no bias)."""
+    return _conv(x, kernel)
+
+
+def _forward(x, kernel):
+    return _conv(x, kernel), (x, kernel)
+
+
+def _backward(residuals, upstream):
+    x, kernel = residuals
+    (kernel_gradient,) = jax.linear_transpose(lambda k: _conv(x, k), kernel)(upstream)
+    return _input_gradient(upstream, kernel), kernel_gradient
+
+
+strided_conv.defvjp(_forward, _backward)
+
+
+@saving.register_keras_serializable(package="convgan")
+class StridedConv2D(layers.Conv2D):
+    """``keras.layers.Conv2D`` whose 4x4, stride-2, ``"same"`` case has a fast input gradient.
+
+    Takes Conv2D's arguments; with a 4x4 kernel, stride 2, ``"same"`` padding, no dilation
+    or groups and even input sides it computes the same function with the phase-kernel
+    gradient (see the module docstring), otherwise exactly ``Conv2D``. Weights are Conv2D's,
+    so a model can swap one for the other.
+    """
+
+    def _fast(self, inputs) -> bool:
+        height, width = inputs.shape[1], inputs.shape[2]
+        return (
+            self.kernel_size == (KERNEL_SIZE, KERNEL_SIZE) and self.strides == (2, 2)
+            and self.padding == "same" and self.dilation_rate == (1, 1) and self.groups == 1
+            and self.data_format == "channels_last" and height is not None and width is not None
+            and height % 2 == 0 and width % 2 == 0
+        )
+
+    def call(self, inputs):
+        if not self._fast(inputs):
+            return super().call(inputs)
+        outputs = strided_conv(inputs, ops.cast(self.kernel, inputs.dtype))
+        if self.use_bias:
+            outputs = outputs + ops.cast(self.bias, outputs.dtype)
+        return self.activation(outputs) if self.activation is not None else outputs
