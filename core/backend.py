@@ -88,9 +88,12 @@ def cpu_split_families() -> frozenset[str]:
     trained faster there (3,070-3,850 against 2,840-3,270 img/s split in two). A device count
     the user chose (``CONVGAN_CPU_DEVICES``, or ``XLA_FLAGS``) splits every family.
     """
-    if os.environ.get(CPU_DEVICES_ENV) or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-        return frozenset({"classifier", "gan"})
-    return frozenset({"gan"})
+    user_chose = bool(os.environ.get(CPU_DEVICES_ENV)) or _xla_flags_set_cpu_devices()
+    return frozenset({"classifier", "gan"}) if user_chose else frozenset({"gan"})
+
+
+def _xla_flags_set_cpu_devices() -> bool:
+    return "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
 
 
 def cpu_cores() -> int:
@@ -110,7 +113,7 @@ def split_cpu_into_devices() -> None:
     ``XLA_FLAGS`` that already sets the count, and multi-host jobs, are left alone.
     ``CONVGAN_CPU_DEVICES=1`` turns the split off.
     """
-    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+    if _xla_flags_set_cpu_devices():
         return
     if os.environ.get("CONVGAN_COORDINATOR"):
         return

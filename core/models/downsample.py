@@ -6,7 +6,7 @@ convolution, which XLA lowers to a convolution of the output gradient dilated wi
 A discriminator needs that gradient twice per GAN step (to reach its earlier layers' weights,
 and to pass the generator its gradient). :class:`StridedConv2D` computes it instead as one
 stride-1 2x2 convolution of the undilated gradient with four "phase" kernels, whose outputs
-are interleaved (the same folding as ``core.models.upsample.UpConv2D``). Measured on 2 CPU
+are interleaved (``core.models.upsample.phase_upsample``, as in ``UpConv2D``). Measured on 2 CPU
 cores (AMD EPYC, Eigen convolutions, one device), 4x4 kernels, batch 64, input gradient
 alone:
 
@@ -28,6 +28,8 @@ import numpy as np
 from jax import lax
 from keras import layers, ops, saving
 
+from core.models.upsample import phase_upsample
+
 KERNEL_SIZE = 4
 # Rows of a 4x4 kernel each phase of the input gradient uses, per axis: (phase, tap, kernel
 # row). With "same" padding (one row of zeros on each side) input row 2p is read by output
@@ -43,22 +45,9 @@ def _conv(x, kernel):
 
 
 def _input_gradient(upstream, kernel):
-    """Gradient of ``_conv(x, kernel)`` with respect to ``x``, from the output gradient."""
-    batch, height, width, _ = upstream.shape  # the output's size: the input is twice as large
-    in_channels, out_channels = kernel.shape[2], kernel.shape[3]
-    taps = _PHASE_TAPS.astype(kernel.dtype)
-    # (2 row taps, 2 col taps, output channels, 2 row phases, 2 col phases, input channels)
-    phases = jax.numpy.einsum("aru,bsv,uvio->rsoabi", taps, taps, kernel)
-    phases = phases.reshape(2, 2, out_channels, 4 * in_channels)
-    padded = jax.numpy.pad(upstream, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    y = lax.conv_general_dilated(padded, phases, (1, 1), "VALID", dimension_numbers=_DIMENSIONS)
-    y = y.reshape(batch, height + 1, width + 1, 2, 2, in_channels)
-    # Phase (a, b) of input pixel (p, q) is window (p + a, q + b).
-    rows = [
-        jax.numpy.stack([y[:, a : a + height, b : b + width, a, b, :] for b in range(2)], axis=3)
-        for a in range(2)
-    ]  # each (batch, height, width, 2, in_channels)
-    return jax.numpy.stack(rows, axis=2).reshape(batch, 2 * height, 2 * width, in_channels)
+    """Gradient of ``_conv(x, kernel)`` with respect to ``x``, from the output gradient: the
+    transposed convolution, as a phase upsampling with input and output channels swapped."""
+    return phase_upsample(upstream, _PHASE_TAPS, jax.numpy.transpose(kernel, (0, 1, 3, 2)))
 
 
 @jax.custom_vjp

@@ -52,6 +52,34 @@ def upsample_nearest(x, factor: int = 2):
     return ops.reshape(x, (-1, height * factor, width * factor, channels))
 
 
+def phase_upsample(x, taps, kernel):
+    """Twice the size of channels-last ``x``, each output pixel a 2x2 window of ``x`` times one
+    of four phase kernels folded from ``kernel``.
+
+    ``taps[phase, tap, row]`` says which rows of ``kernel`` (``(rows, rows, in, out)``) the
+    2x2 kernel of output phase ``phase`` (even or odd rows) sums at ``tap``, the same along
+    columns. Output pixel ``(2i + a, 2j + b)`` reads the window at ``(i + a, j + b)`` of ``x``
+    padded by one pixel. The four phases run as one 2x2 convolution with ``4 * out`` channels.
+
+    Returns:
+        ``(batch, 2 * height, 2 * width, out)``.
+    """
+    height, width, channels, filters = x.shape[1], x.shape[2], kernel.shape[2], kernel.shape[3]
+    taps = ops.cast(taps, kernel.dtype)
+    # (2 row taps, 2 col taps, channels, 2 row phases, 2 col phases, filters)
+    phases = ops.einsum("aru,bsv,uvio->rsiabo", taps, taps, kernel)
+    phases = ops.reshape(phases, (2, 2, channels, 4 * filters))
+    padded = ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    y = ops.conv(padded, phases, strides=1, padding="valid")  # (batch, height + 1, width + 1, 4 * filters)
+    y = ops.reshape(y, (-1, height + 1, width + 1, 2, 2, filters))
+    # Phase (a, b) of output pixel (i, j) is window (i + a, j + b).
+    rows = [
+        ops.stack([y[:, a : a + height, b : b + width, a, b, :] for b in range(2)], axis=3)
+        for a in range(2)
+    ]  # each (batch, height, width, 2, filters)
+    return ops.reshape(ops.stack(rows, axis=2), (-1, 2 * height, 2 * width, filters))
+
+
 @saving.register_keras_serializable(package="convgan")
 class UpConv2D(layers.Layer):
     """2x nearest-neighbour upsampling followed by a stride-1 ``"same"`` convolution.
@@ -89,23 +117,10 @@ class UpConv2D(layers.Layer):
                          channels))
 
     def call(self, inputs):
-        height, width, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+        height, width = inputs.shape[1], inputs.shape[2]
         if self.kernel_size != 3 or height is None or width is None:
             return self.conv(upsample_nearest(inputs, 2))
-        kernel = ops.cast(self.conv.kernel, inputs.dtype)  # (3, 3, channels, filters)
-        taps = ops.cast(_PHASE_TAPS, inputs.dtype)
-        # (2 row taps, 2 col taps, channels, 2 row phases, 2 col phases, filters)
-        phases = ops.einsum("aru,bsv,uvio->rsiabo", taps, taps, kernel)
-        phases = ops.reshape(phases, (2, 2, channels, 4 * self.filters))
-        x = ops.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)))
-        y = ops.conv(x, phases, strides=1, padding="valid")  # (batch, height + 1, width + 1, 4 * filters)
-        y = ops.reshape(y, (-1, height + 1, width + 1, 2, 2, self.filters))
-        # Phase (a, b) of output pixel (i, j) is window (i + a, j + b).
-        rows = [
-            ops.stack([y[:, a : a + height, b : b + width, a, b, :] for b in range(2)], axis=3)
-            for a in range(2)
-        ]  # each (batch, height, width, 2, filters)
-        outputs = ops.reshape(ops.stack(rows, axis=2), (-1, 2 * height, 2 * width, self.filters))
+        outputs = phase_upsample(inputs, _PHASE_TAPS, ops.cast(self.conv.kernel, inputs.dtype))
         if self.use_bias:
             outputs = outputs + ops.cast(self.conv.bias, outputs.dtype)
         return outputs
