@@ -29,6 +29,7 @@ from keras import layers
 
 from core.models.augment import augmentation_for
 from core.models.layers import BatchNormalization, Dropout, MaxPool2x2
+from core.models.patches import PatchConv2D
 
 MAX_FILTERS = 256
 # Up to this many pixels (20x20) the first layer is twice as wide: its full-resolution
@@ -78,7 +79,7 @@ def build_convnet(
         preset = augment if isinstance(augment, str) else None
         x = augmentation_for(input_shape, seed=seed, preset=preset)(x)
     filters = width or (32 if input_shape[0] * input_shape[1] <= SMALL_IMAGE_PIXELS else 16)
-    x = _conv_bn_relu(x, filters, "block0")
+    x = _conv_bn_relu(x, filters, "block0", conv=PatchConv2D)  # reads the images: few channels
     for index in range(1, num_pools(input_shape) + 1):
         x = MaxPool2x2(name=f"pool{index}")(x)
         filters = min(2 * filters, MAX_FILTERS)
@@ -90,7 +91,7 @@ def build_convnet(
     return keras.Model(inputs, outputs, name=name)
 
 
-def _conv_bn_relu(x, filters, name):
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+def _conv_bn_relu(x, filters, name, conv=layers.Conv2D):
+    x = conv(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)

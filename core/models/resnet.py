@@ -29,6 +29,7 @@ from keras import layers
 from core.models.augment import augmentation_for
 from core.models.convnet import BN_MOMENTUM, MAX_FILTERS, num_pools
 from core.models.layers import BatchNormalization, Dropout, MaxPool2x2
+from core.models.patches import PatchConv2D
 
 
 def build_resnet(
@@ -65,7 +66,7 @@ def build_resnet(
         preset = augment if isinstance(augment, str) else None
         x = augmentation_for(input_shape, seed=seed, preset=preset)(x)
     filters = width or (32 if input_shape[-1] == 3 else 16)
-    x = _conv_bn(x, filters, "stem")
+    x = _conv_bn(x, filters, "stem", conv=PatchConv2D)  # reads the images: few channels
     x = layers.ReLU(name="stem_relu")(x)
     for stage in range(1, num_pools(input_shape) + 1):
         x = MaxPool2x2(name=f"pool{stage}")(x)
@@ -81,8 +82,8 @@ def build_resnet(
     return keras.Model(inputs, outputs, name=name)
 
 
-def _conv_bn(x, filters, name, kernel_size=3):
-    x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv")(x)
+def _conv_bn(x, filters, name, kernel_size=3, conv=layers.Conv2D):
+    x = conv(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv")(x)
     return BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
 
 

@@ -11,6 +11,7 @@ from core.models.augment import AUGMENTATIONS, RandomShiftZoomFlip, augmentation
 from core.models.classifiers import SparseCrossentropy
 from core.models.downsample import StridedConv2D
 from core.models.layers import BatchNormalization, Dropout, MaxPool2x2
+from core.models.patches import MAX_CHANNELS, PatchConv2D
 
 
 def _pool_and_grad(layer, x, upstream):
@@ -257,3 +258,57 @@ def test_strided_conv2d_other_cases_are_plain_conv2d_and_it_round_trips():
     clone = StridedConv2D.from_config(odd.get_config())
     assert keras.saving.get_registered_name(StridedConv2D) == "convgan>StridedConv2D"
     assert clone(keras.Input((28, 28, 1))).shape == (None, 14, 14, 3)
+
+
+def _twin_convs(fast_class, shape, *args, **kwargs):
+    fast, reference = (cls(*args, **kwargs) for cls in (fast_class, layers.Conv2D))
+    fast.build(shape)
+    reference.build(shape)
+    reference.set_weights(fast.get_weights())
+    return fast, reference
+
+
+@pytest.mark.parametrize(("shape", "kernel_size", "padding"), [
+    ((3, 8, 8, 1), 3, "same"), ((2, 28, 28, 1), 3, "same"), ((2, 9, 7, 3), 5, "same"),
+    ((2, 10, 10, MAX_CHANNELS), 3, "valid"), ((2, 6, 11, 2), (3, 1), "same"),
+])
+def test_patch_conv2d_matches_conv2d_outputs_and_gradients(shape, kernel_size, padding):
+    rng = np.random.default_rng(0)
+    fast, reference = _twin_convs(PatchConv2D, shape, 6, kernel_size, padding=padding)
+    assert fast._fast(keras.KerasTensor(shape))
+    x = jnp.asarray(rng.normal(size=shape).astype(np.float32))
+    weights = [fast.kernel.value, fast.bias.value]
+    np.testing.assert_allclose(fast(x), reference(x), rtol=1e-5, atol=1e-5)
+    grads = [jax.grad(lambda w, x, layer=layer: _conv_loss(layer, w, x), argnums=(0, 1))(weights, x)
+             for layer in (fast, reference)]
+    for got, want in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_patch_conv2d_gradient_of_its_input_gradient_matches_conv2d():
+    # A critic with a patch stem under WGAN-GP differentiates its input gradient by the weights.
+    rng = np.random.default_rng(1)
+    shape = (2, 8, 8, 1)
+    fast, reference = _twin_convs(PatchConv2D, shape, 4, 3, padding="same")
+    x = jnp.asarray(rng.normal(size=shape).astype(np.float32))
+    weights = [fast.kernel.value, fast.bias.value]
+
+    def penalty(weights, layer):
+        return jnp.sum(jax.grad(lambda x: _conv_loss(layer, weights, x))(x) ** 2)
+
+    got, want = (jax.grad(penalty)(weights, layer) for layer in (fast, reference))
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))
+
+
+def test_patch_conv2d_other_cases_are_plain_conv2d_and_it_round_trips():
+    wide = (1, 6, 6, MAX_CHANNELS + 1)
+    assert not PatchConv2D(3, 3, padding="same")._fast(keras.KerasTensor(wide))  # too many channels
+    assert not PatchConv2D(3, 3, strides=2, padding="same")._fast(keras.KerasTensor((1, 6, 6, 1)))
+    assert not PatchConv2D(3, 4, padding="same")._fast(keras.KerasTensor((1, 6, 6, 1)))  # even kernel
+    fast, reference = _twin_convs(PatchConv2D, wide, 3, 3, padding="same", activation="relu")
+    x = np.random.default_rng(2).normal(size=wide).astype(np.float32)
+    np.testing.assert_allclose(fast(x), reference(x), rtol=1e-6)
+    assert keras.saving.get_registered_name(PatchConv2D) == "convgan>PatchConv2D"
+    clone = PatchConv2D.from_config(fast.get_config())
+    assert clone(keras.Input((28, 28, 1))).shape == (None, 28, 28, 3)
