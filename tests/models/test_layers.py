@@ -209,32 +209,26 @@ def _conv_loss(layer, weights, x):
     return jnp.sum(jnp.sin(layer.stateless_call(weights, [], x)[0]))
 
 
-@pytest.mark.parametrize("shape", [(3, 8, 8, 2), (4, 28, 28, 3), (2, 14, 14, 4), (2, 6, 10, 1)])
-def test_strided_conv2d_matches_conv2d_outputs_and_gradients(shape):
-    rng = np.random.default_rng(0)
-    fast, reference = (cls(5, 4, strides=2, padding="same") for cls in (StridedConv2D, layers.Conv2D))
+def _twin_convs(fast_class, shape, *args, **kwargs):
+    fast, reference = (cls(*args, **kwargs) for cls in (fast_class, layers.Conv2D))
     fast.build(shape)
     reference.build(shape)
     reference.set_weights(fast.get_weights())
-    assert fast._fast(keras.KerasTensor(shape))
-    x = jnp.asarray(rng.normal(size=shape).astype(np.float32))
+    return fast, reference
+
+
+def _assert_same_outputs_and_gradients(fast, reference, x):
     weights = [fast.kernel.value, fast.bias.value]
     np.testing.assert_allclose(fast(x), reference(x), rtol=1e-5, atol=1e-5)
     grads = [jax.grad(lambda w, x, layer=layer: _conv_loss(layer, w, x), argnums=(0, 1))(weights, x)
              for layer in (fast, reference)]
+    # Weight gradients sum over every pixel of the batch, in an order that depends on how XLA
+    # splits the work over threads: float32 rounding grows with the largest entry.
     for got, want in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1.0, float(jnp.max(jnp.abs(want)))))
 
 
-def test_strided_conv2d_gradient_of_its_input_gradient_matches_conv2d():
-    # WGAN-GP differentiates the critic's input gradient with respect to the weights.
-    rng = np.random.default_rng(1)
-    shape = (2, 8, 8, 3)
-    fast, reference = (cls(4, 4, strides=2, padding="same") for cls in (StridedConv2D, layers.Conv2D))
-    fast.build(shape)
-    reference.build(shape)
-    reference.set_weights(fast.get_weights())
-    x = jnp.asarray(rng.normal(size=shape).astype(np.float32))
+def _assert_same_gradient_of_input_gradient(fast, reference, x):
     weights = [fast.kernel.value, fast.bias.value]
 
     def penalty(weights, layer):
@@ -243,6 +237,22 @@ def test_strided_conv2d_gradient_of_its_input_gradient_matches_conv2d():
     got, want = (jax.grad(penalty)(weights, layer) for layer in (fast, reference))
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8, 2), (4, 28, 28, 3), (2, 14, 14, 4), (2, 6, 10, 1)])
+def test_strided_conv2d_matches_conv2d_outputs_and_gradients(shape):
+    rng = np.random.default_rng(0)
+    fast, reference = _twin_convs(StridedConv2D, shape, 5, 4, strides=2, padding="same")
+    assert fast._fast(keras.KerasTensor(shape))
+    _assert_same_outputs_and_gradients(fast, reference, jnp.asarray(rng.normal(size=shape).astype(np.float32)))
+
+
+def test_strided_conv2d_gradient_of_its_input_gradient_matches_conv2d():
+    # WGAN-GP differentiates the critic's input gradient with respect to the weights.
+    shape = (2, 8, 8, 3)
+    fast, reference = _twin_convs(StridedConv2D, shape, 4, 4, strides=2, padding="same")
+    x = jnp.asarray(np.random.default_rng(1).normal(size=shape).astype(np.float32))
+    _assert_same_gradient_of_input_gradient(fast, reference, x)
 
 
 def test_strided_conv2d_other_cases_are_plain_conv2d_and_it_round_trips():
@@ -260,14 +270,6 @@ def test_strided_conv2d_other_cases_are_plain_conv2d_and_it_round_trips():
     assert clone(keras.Input((28, 28, 1))).shape == (None, 14, 14, 3)
 
 
-def _twin_convs(fast_class, shape, *args, **kwargs):
-    fast, reference = (cls(*args, **kwargs) for cls in (fast_class, layers.Conv2D))
-    fast.build(shape)
-    reference.build(shape)
-    reference.set_weights(fast.get_weights())
-    return fast, reference
-
-
 @pytest.mark.parametrize(("shape", "kernel_size", "padding"), [
     ((3, 8, 8, 1), 3, "same"), ((2, 28, 28, 1), 3, "same"), ((2, 9, 7, 3), 5, "same"),
     ((2, 10, 10, MAX_CHANNELS), 3, "valid"), ((2, 6, 11, 2), (3, 1), "same"),
@@ -276,29 +278,15 @@ def test_patch_conv2d_matches_conv2d_outputs_and_gradients(shape, kernel_size, p
     rng = np.random.default_rng(0)
     fast, reference = _twin_convs(PatchConv2D, shape, 6, kernel_size, padding=padding)
     assert fast._fast(keras.KerasTensor(shape))
-    x = jnp.asarray(rng.normal(size=shape).astype(np.float32))
-    weights = [fast.kernel.value, fast.bias.value]
-    np.testing.assert_allclose(fast(x), reference(x), rtol=1e-5, atol=1e-5)
-    grads = [jax.grad(lambda w, x, layer=layer: _conv_loss(layer, w, x), argnums=(0, 1))(weights, x)
-             for layer in (fast, reference)]
-    for got, want in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    _assert_same_outputs_and_gradients(fast, reference, jnp.asarray(rng.normal(size=shape).astype(np.float32)))
 
 
 def test_patch_conv2d_gradient_of_its_input_gradient_matches_conv2d():
     # A critic with a patch stem under WGAN-GP differentiates its input gradient by the weights.
-    rng = np.random.default_rng(1)
     shape = (2, 8, 8, 1)
     fast, reference = _twin_convs(PatchConv2D, shape, 4, 3, padding="same")
-    x = jnp.asarray(rng.normal(size=shape).astype(np.float32))
-    weights = [fast.kernel.value, fast.bias.value]
-
-    def penalty(weights, layer):
-        return jnp.sum(jax.grad(lambda x: _conv_loss(layer, weights, x))(x) ** 2)
-
-    got, want = (jax.grad(penalty)(weights, layer) for layer in (fast, reference))
-    for a, b in zip(got, want, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))
+    x = jnp.asarray(np.random.default_rng(1).normal(size=shape).astype(np.float32))
+    _assert_same_gradient_of_input_gradient(fast, reference, x)
 
 
 def test_patch_conv2d_other_cases_are_plain_conv2d_and_it_round_trips():
