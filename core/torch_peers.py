@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 
+import keras
 import numpy as np
 
 from core.errors import ConfigError
@@ -37,7 +38,7 @@ def import_torch():
 def translate(keras_model):
     """A ``torch.nn.Sequential`` computing what the (single-path) Keras model computes.
 
-    Supported layers: InputLayer, Rescaling, Conv2D, PatchConv2D and StridedConv2D (stride 1 or 2, ``same`` or ``valid``,
+    Supported layers: InputLayer, Rescaling, Conv2D and its subclasses (stride 1 or 2, ``same`` or ``valid``,
     any activation in ``ACTIVATIONS``), BatchNormalization, ReLU, LeakyReLU, Activation,
     MaxPool2x2/MaxPooling2D(2), UpConv2D / UpSampling2D(2), Flatten, Reshape, Dropout, Dense.
 
@@ -56,7 +57,7 @@ def translate(keras_model):
             continue
         elif kind == "Rescaling":
             modules.append(affine(float(layer.scale), float(layer.offset)))
-        elif kind in ("Conv2D", "PatchConv2D", "StridedConv2D"):
+        elif isinstance(layer, keras.layers.Conv2D):  # and its subclasses: StridedConv2D, PatchConv2D
             modules.append(_conv(nn, layer, shape))
             modules.extend(_activation(nn, layer.activation))
         elif kind == "UpConv2D":
@@ -113,7 +114,7 @@ def copy_weights(keras_model, torch_model) -> None:
         for layer, module in zip(keras_layers, torch_layers, strict=True):
             kind = type(layer).__name__
             source = layer.conv if kind == "UpConv2D" else layer
-            if kind in ("Conv2D", "PatchConv2D", "StridedConv2D", "UpConv2D"):
+            if isinstance(source, keras.layers.Conv2D):
                 module.weight.copy_(torch.from_numpy(np.transpose(_numpy(source.kernel), (3, 2, 0, 1)).copy()))
             elif kind == "Dense":
                 module.weight.copy_(torch.from_numpy(_dense_kernel(layer, keras_model).T.copy()))

@@ -26,8 +26,9 @@ from __future__ import annotations
 import jax
 import numpy as np
 from jax import lax
-from keras import layers, ops, saving
+from keras import saving
 
+from core.models.layers import CHANNELS_LAST, FastPathConv2D
 from core.models.upsample import phase_upsample
 
 KERNEL_SIZE = 4
@@ -37,11 +38,10 @@ KERNEL_SIZE = 4
 # Over the output gradient padded by one row on each side, tap 0 of phase 0 is row p - 1.
 _PHASE_TAPS = np.zeros((2, 2, KERNEL_SIZE), np.float32)
 _PHASE_TAPS[0, 0, 3] = _PHASE_TAPS[0, 1, 1] = _PHASE_TAPS[1, 0, 2] = _PHASE_TAPS[1, 1, 0] = 1.0
-_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
 
 def _conv(x, kernel):
-    return lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_DIMENSIONS)
+    return lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=CHANNELS_LAST)
 
 
 def _input_gradient(upstream, kernel):
@@ -70,13 +70,12 @@ strided_conv.defvjp(_forward, _backward)
 
 
 @saving.register_keras_serializable(package="convgan")
-class StridedConv2D(layers.Conv2D):
+class StridedConv2D(FastPathConv2D):
     """``keras.layers.Conv2D`` whose 4x4, stride-2, ``"same"`` case has a fast input gradient.
 
     Takes Conv2D's arguments; with a 4x4 kernel, stride 2, ``"same"`` padding, no dilation
     or groups and even input sides it computes the same function with the phase-kernel
-    gradient (see the module docstring), otherwise exactly ``Conv2D``. Weights are Conv2D's,
-    so a model can swap one for the other.
+    gradient (see the module docstring), otherwise exactly ``Conv2D`` (``FastPathConv2D``).
     """
 
     def _fast(self, inputs) -> bool:
@@ -88,10 +87,5 @@ class StridedConv2D(layers.Conv2D):
             and height % 2 == 0 and width % 2 == 0
         )
 
-    def call(self, inputs):
-        if not self._fast(inputs):
-            return super().call(inputs)
-        outputs = strided_conv(inputs, ops.cast(self.kernel, inputs.dtype))
-        if self.use_bias:
-            outputs = outputs + ops.cast(self.bias, outputs.dtype)
-        return self.activation(outputs) if self.activation is not None else outputs
+    def _fast_conv(self, inputs, kernel):
+        return strided_conv(inputs, kernel)

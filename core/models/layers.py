@@ -25,6 +25,32 @@ from __future__ import annotations
 
 from keras import layers, ops, saving
 
+# Dimension numbers of ``jax.lax.conv_general_dilated`` for Keras' channels-last layout.
+CHANNELS_LAST = ("NHWC", "HWIO", "NHWC")
+
+
+class FastPathConv2D(layers.Conv2D):
+    """``keras.layers.Conv2D`` with a faster formulation of some of its cases.
+
+    A subclass says which cases (``_fast``) and computes them without bias (``_fast_conv``);
+    bias and activation are Conv2D's, and every other case is plain Conv2D. Weights are
+    Conv2D's, so a model can swap one for the other.
+    """
+
+    def _fast(self, inputs) -> bool:
+        raise NotImplementedError
+
+    def _fast_conv(self, inputs, kernel):
+        raise NotImplementedError
+
+    def call(self, inputs):
+        if not self._fast(inputs):
+            return super().call(inputs)
+        outputs = self._fast_conv(inputs, ops.cast(self.kernel, inputs.dtype))
+        if self.use_bias:
+            outputs = outputs + ops.cast(self.bias, outputs.dtype)
+        return self.activation(outputs) if self.activation is not None else outputs
+
 
 @saving.register_keras_serializable(package="convgan")
 class MaxPool2x2(layers.Layer):

@@ -32,14 +32,15 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax import lax
-from keras import layers, ops, saving
+from keras import saving
+
+from core.models.layers import CHANNELS_LAST, FastPathConv2D
 
 MAX_CHANNELS = 4  # measured faster up to 4 input channels, slower at 8 (table above)
-_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
 
 def _conv(x, kernel, padding: str):
-    return lax.conv_general_dilated(x, kernel, (1, 1), padding.upper(), dimension_numbers=_DIMENSIONS)
+    return lax.conv_general_dilated(x, kernel, (1, 1), padding.upper(), dimension_numbers=CHANNELS_LAST)
 
 
 def _patch_product(x, kernel, padding: str):
@@ -76,14 +77,13 @@ patch_conv.defvjp(_forward, _backward)
 
 
 @saving.register_keras_serializable(package="convgan")
-class PatchConv2D(layers.Conv2D):
+class PatchConv2D(FastPathConv2D):
     """``keras.layers.Conv2D`` whose forward pass over inputs of at most ``MAX_CHANNELS``
     channels is one matrix product over patches (see the module docstring).
 
     Takes Conv2D's arguments; with stride 1, no dilation or groups, "valid" padding or
     "same" with an odd kernel, and a small channel count it computes the same function
-    faster, otherwise it is exactly ``Conv2D``. Weights are Conv2D's, so a model can swap one
-    for the other.
+    faster, otherwise it is exactly ``Conv2D`` (``FastPathConv2D``).
     """
 
     def _fast(self, inputs) -> bool:
@@ -94,10 +94,5 @@ class PatchConv2D(layers.Conv2D):
             and inputs.shape[-1] <= MAX_CHANNELS and (self.padding == "valid" or (self.padding == "same" and odd))
         )
 
-    def call(self, inputs):
-        if not self._fast(inputs):
-            return super().call(inputs)
-        outputs = patch_conv(inputs, ops.cast(self.kernel, inputs.dtype), self.padding)
-        if self.use_bias:
-            outputs = outputs + ops.cast(self.bias, outputs.dtype)
-        return self.activation(outputs) if self.activation is not None else outputs
+    def _fast_conv(self, inputs, kernel):
+        return patch_conv(inputs, kernel, self.padding)
