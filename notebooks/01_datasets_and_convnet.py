@@ -29,7 +29,7 @@
 # %% tags=["parameters"]
 dataset = "digits"  # any dataset spec: "digits", "fashion_mnist", "mnist", "cifar10", "folder:PATH", ...
 model = "convnet"  # or "resnet"
-epochs = 1  # real use: 10 on digits, 5 on fashion_mnist (core.classifier.recommended_settings)
+epochs = 1  # real use: 10 on digits, 4 on fashion_mnist (core.classifier.recommended_settings)
 batch_size = 64  # real use: 32 on digits, 128 elsewhere
 seed = 0  # the same seed gives the same run on the same machine
 grid_images = 64  # images in the dataset grid

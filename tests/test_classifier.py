@@ -275,5 +275,5 @@ def test_saliency_rejects_bad_input(trained, digits):
 
 def test_recommended_settings():
     assert recommended_settings("digits", "convnet") == {"epochs": 10, "batch_size": 32}
-    assert recommended_settings("fashion_mnist", "convnet")["augment"] is False
+    assert recommended_settings("fashion_mnist", "convnet") == {"epochs": 4, "learning_rate": 5e-3, "augment": False}
     assert recommended_settings("folder:cats", "convnet") == {}
