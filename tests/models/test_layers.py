@@ -270,33 +270,39 @@ def test_strided_conv2d_other_cases_are_plain_conv2d_and_it_round_trips():
     assert clone(keras.Input((28, 28, 1))).shape == (None, 14, 14, 3)
 
 
-@pytest.mark.parametrize(("shape", "kernel_size", "padding"), [
-    ((3, 8, 8, 1), 3, "same"), ((2, 28, 28, 1), 3, "same"), ((2, 9, 7, 3), 5, "same"),
-    ((2, 10, 10, MAX_CHANNELS), 3, "valid"), ((2, 6, 11, 2), (3, 1), "same"),
+@pytest.mark.parametrize(("shape", "filters", "kernel_size", "padding"), [
+    # few input channels: a patch product
+    ((3, 8, 8, 1), 6, 3, "same"), ((2, 28, 28, 1), 6, 3, "same"), ((2, 9, 7, 3), 6, 5, "same"),
+    ((2, 10, 10, MAX_CHANNELS), 6, 3, "valid"), ((2, 6, 11, 2), 6, (3, 1), "same"),
+    # few filters: an overlap-add
+    ((2, 28, 28, 32), 1, 3, "same"), ((3, 8, 8, 6), 3, 3, "same"), ((2, 9, 7, 5), MAX_CHANNELS, 5, "same"),
+    ((2, 10, 10, 8), 2, 3, "valid"), ((2, 6, 11, 7), 1, (1, 3), "same"),
+    # both few
+    ((2, 8, 8, 2), 1, 3, "same"),
 ])
-def test_patch_conv2d_matches_conv2d_outputs_and_gradients(shape, kernel_size, padding):
+def test_patch_conv2d_matches_conv2d_outputs_and_gradients(shape, filters, kernel_size, padding):
     rng = np.random.default_rng(0)
-    fast, reference = _twin_convs(PatchConv2D, shape, 6, kernel_size, padding=padding)
+    fast, reference = _twin_convs(PatchConv2D, shape, filters, kernel_size, padding=padding)
     assert fast._fast(keras.KerasTensor(shape))
     _assert_same_outputs_and_gradients(fast, reference, jnp.asarray(rng.normal(size=shape).astype(np.float32)))
 
 
-def test_patch_conv2d_gradient_of_its_input_gradient_matches_conv2d():
+@pytest.mark.parametrize(("shape", "filters"), [((2, 8, 8, 1), 4), ((2, 8, 8, 6), 1)])
+def test_patch_conv2d_gradient_of_its_input_gradient_matches_conv2d(shape, filters):
     # A critic with a patch stem under WGAN-GP differentiates its input gradient by the weights.
-    shape = (2, 8, 8, 1)
-    fast, reference = _twin_convs(PatchConv2D, shape, 4, 3, padding="same")
+    fast, reference = _twin_convs(PatchConv2D, shape, filters, 3, padding="same")
     x = jnp.asarray(np.random.default_rng(1).normal(size=shape).astype(np.float32))
     _assert_same_gradient_of_input_gradient(fast, reference, x)
 
 
 def test_patch_conv2d_other_cases_are_plain_conv2d_and_it_round_trips():
     wide = (1, 6, 6, MAX_CHANNELS + 1)
-    assert not PatchConv2D(3, 3, padding="same")._fast(keras.KerasTensor(wide))  # too many channels
+    assert not PatchConv2D(MAX_CHANNELS + 1, 3, padding="same")._fast(keras.KerasTensor(wide))  # too many channels
     assert not PatchConv2D(3, 3, strides=2, padding="same")._fast(keras.KerasTensor((1, 6, 6, 1)))
     assert not PatchConv2D(3, 4, padding="same")._fast(keras.KerasTensor((1, 6, 6, 1)))  # even kernel
-    fast, reference = _twin_convs(PatchConv2D, wide, 3, 3, padding="same", activation="relu")
+    fast, reference = _twin_convs(PatchConv2D, wide, MAX_CHANNELS + 1, 3, padding="same", activation="relu")
     x = np.random.default_rng(2).normal(size=wide).astype(np.float32)
     np.testing.assert_allclose(fast(x), reference(x), rtol=1e-6)
     assert keras.saving.get_registered_name(PatchConv2D) == "convgan>PatchConv2D"
     clone = PatchConv2D.from_config(fast.get_config())
-    assert clone(keras.Input((28, 28, 1))).shape == (None, 28, 28, 3)
+    assert clone(keras.Input((28, 28, 1))).shape == (None, 28, 28, MAX_CHANNELS + 1)
