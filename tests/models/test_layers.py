@@ -184,6 +184,33 @@ def test_sparse_crossentropy_matches_keras():
     assert SparseCrossentropy.from_config(SparseCrossentropy(0.2).get_config()).label_smoothing == 0.2
 
 
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.5])
+def test_dropout_keeps_one_minus_rate_scaled_like_keras(rate):
+    x = np.ones((256, 3136), np.float32)
+    layer = Dropout(rate, seed=3)
+    first, second = (np.asarray(layer(x, training=True)) for _ in range(2))
+    kept = first > 0
+    # 802,816 draws: the kept fraction is within 5 standard deviations of 1 - rate.
+    assert abs(kept.mean() - (1 - rate)) < 5 * np.sqrt(rate * (1 - rate) / x.size)
+    np.testing.assert_allclose(first[kept], 1 / (1 - rate), rtol=1e-6)
+    assert (first[~kept] == 0).all()
+    assert 0.9 * 2 * rate * (1 - rate) < ((first > 0) != (second > 0)).mean()  # a fresh mask per call
+    np.testing.assert_array_equal(np.asarray(layer(x)), x)  # inference: the identity
+    gradient = np.asarray(jax.grad(lambda x: jnp.sum(Dropout(rate, seed=3)(x, training=True)))(x))
+    np.testing.assert_array_equal(gradient, first)  # the same seed, the same mask, scaled
+
+
+def test_dropout_masks_follow_the_seed_and_the_noise_shape():
+    x = np.ones((64, 5, 3), np.float32)
+    masks = [np.asarray(Dropout(0.5, seed=seed)(x, training=True)) for seed in (1, 1, 2)]
+    np.testing.assert_array_equal(masks[0], masks[1])
+    assert (masks[0] != masks[2]).any()
+    shared = np.asarray(Dropout(0.5, noise_shape=(None, 1, 3), seed=1)(x, training=True))
+    np.testing.assert_array_equal(shared, np.broadcast_to(shared[:, :1], shared.shape))
+    assert 0 < (shared > 0).mean() < 1
+    assert (np.asarray(Dropout(0.0)(x, training=True)) == x).all()
+
+
 def test_seed_states_are_saved_with_the_model(tmp_path):
     # Keras saves no SeedGenerator state; ours do, so a resumed run repeats an uninterrupted one.
     inputs = keras.Input((6, 6, 1))
