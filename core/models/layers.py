@@ -23,7 +23,9 @@ plain ``keras.saving.load_model(path)``.
 
 from __future__ import annotations
 
-from keras import backend, layers, ops, saving
+import jax.numpy as jnp
+from jax import lax
+from keras import layers, ops, saving
 
 # Dimension numbers of ``jax.lax.conv_general_dilated`` for Keras' channels-last layout.
 CHANNELS_LAST = ("NHWC", "HWIO", "NHWC")
@@ -135,16 +137,12 @@ class Dropout(SeedStateMixin, layers.Dropout):
     """
 
     def call(self, inputs, training=False):
-        if not training or not 0.0 < self.rate < 1.0 or backend.backend() != "jax":
+        if not training or not 0.0 < self.rate < 1.0:
             return super().call(inputs, training=training)
-        import jax.numpy as jnp
-        from jax import lax
-
         state = ops.cast(self.seed_generator.next(), "uint32")  # (seed, counter)
         key = jnp.concatenate([state, jnp.zeros((2,), jnp.uint32)])
-        shape = tuple(
-            inputs.shape[axis] if size is None else size for axis, size in enumerate(self.noise_shape)
-        ) if self.noise_shape is not None else inputs.shape
+        shape = inputs.shape if self.noise_shape is None else tuple(
+            inputs.shape[axis] if size is None else size for axis, size in enumerate(self.noise_shape))
         _, bits = lax.rng_bit_generator(key, shape, dtype=jnp.uint32, algorithm=lax.RandomAlgorithm.RNG_THREE_FRY)
         keep = jnp.broadcast_to(bits >= jnp.uint32(min(round(self.rate * 2**32), 2**32 - 1)), inputs.shape)
         return jnp.where(keep, inputs / (1.0 - self.rate), jnp.zeros_like(inputs))

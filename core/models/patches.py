@@ -4,7 +4,7 @@ A model's first convolution reads the images themselves: one channel (digits, Fa
 or three (CIFAR-10); a generator's last one writes them. XLA:CPU's convolution (Eigen) is slow
 at so short a contraction or so narrow an output: the forward pass of a 3x3 convolution of
 128 28x28x1 images into 16 channels ran at 13 GFLOP/s. :class:`PatchConv2D` computes these
-cases as matrix products:
+cases as one fused elementwise pass or as matrix products:
 
 - **fewest input channels** (at most ``TAP_SUM_CHANNELS``): the sum, over kernel taps and
   input channels, of the shifted input channel times the tap's row of filters, which XLA
@@ -206,8 +206,8 @@ patch_conv.defvjp(_forward, _backward)
 
 @saving.register_keras_serializable(package="convgan")
 class PatchConv2D(FastPathConv2D):
-    """``keras.layers.Conv2D`` computed as matrix products when its inputs or its filters
-    number at most ``MAX_CHANNELS`` (see the module docstring).
+    """``keras.layers.Conv2D`` computed as a tap sum or matrix products when its inputs or its
+    filters number at most ``MAX_CHANNELS`` (see the module docstring).
 
     Takes Conv2D's arguments; with stride 1, no dilation or groups, "valid" padding or
     "same" with an odd kernel, and few input channels or few filters it computes the same
