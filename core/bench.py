@@ -17,7 +17,8 @@ reported apart as ``compile_seconds``), then both run ``rounds`` timed rounds of
 steps, alternating ours and PyTorch so that both see the same machine load; the best round of
 each counts. Ours runs through ``model.fit`` on the same ``ShuffledBatches`` as real training;
 PyTorch runs a plain eager loop over the same batches with ``torch.set_num_threads`` set to
-the cores this process may use. Nothing here touches the user's run store: training
+the cores this process may use. Both sides run on the same malloc settings, those of every
+training process (``backend.keep_freed_memory``). Nothing here touches the user's run store: training
 processes get a temporary ``CONVGAN_HOME``.
 """
 
@@ -79,9 +80,12 @@ def run_benchmark(settings: BenchSettings = BenchSettings(), *, dataset: str | N
     torch = torch_peers.import_torch()
     threads = backend.cpu_cores()
     torch.set_num_threads(threads)
+    # As in every training process (``core.training.execute``); process-wide, so PyTorch's
+    # side gets the same malloc.
+    keeps_freed_memory = backend.keep_freed_memory()
     data = _throughput_data(dataset)
     results: dict[str, Any] = {
-        "machine": _machine(torch, threads),
+        "machine": {**_machine(torch, threads), "malloc_keeps_freed_memory": keeps_freed_memory},
         "dataset": data.info.name,
         "settings": dataclasses.asdict(settings),
     }

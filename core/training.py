@@ -122,6 +122,7 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
     run = store.get_run(run_id)
     config = config_from_dict(run["config"])
     backend.enable_compilation_cache(str(store.cache_dir / "jax"))
+    backend.keep_freed_memory()
     stop_event = threading.Event()
     store.update_run(
         run_id, status="running", started=run["started_ts"] or time.time(), finished=None, error=None,

@@ -46,6 +46,8 @@ def test_time_to_accuracy_reads_the_epochs_of_a_fresh_training_process():
 
 
 def test_bench_without_pytorch_is_a_one_line_usage_error(monkeypatch, capsys):
+    import keras  # noqa: F401 - before hiding torch: SciPy, imported with Keras, trips on a None sys.modules["torch"]
+
     monkeypatch.setitem(sys.modules, "torch", None)
     assert cli.main(["bench", "--quick"]) == cli.EXIT_USAGE
     err = capsys.readouterr().err.strip()
