@@ -141,8 +141,8 @@ def keep_freed_memory() -> bool:
     from its heap (32 MB), so each step mapped new pages and the kernel zeroed them on first
     touch: 21,000 page faults and 20-25 % of the process's CPU time in the kernel per DCGAN
     step on 2 cores. Served from the heap (no ``mmap`` allocations, heap trimmed only above
-    ``KEPT_FREE_BYTES`` free), the step faults no pages and trains +15-25 % faster
-    (``docs/performance.md``). The price: the process keeps up to that much freed memory
+    ``KEPT_FREE_BYTES`` free), the step faults no pages and trains 19-38 % faster
+    (``docs/performance.md``, eighth look). The price: the process keeps up to that much freed memory
     mapped, so only training processes and the benchmark call this, not the dashboard.
 
     Returns:

@@ -18,8 +18,8 @@ steps, alternating ours and PyTorch so that both see the same machine load; the 
 each counts. Ours runs through ``model.fit`` on the same ``ShuffledBatches`` as real training;
 PyTorch runs a plain eager loop over the same batches with ``torch.set_num_threads`` set to
 the cores this process may use. Both sides run on the same malloc settings, those of every
-training process (``backend.keep_freed_memory``). Nothing here touches the user's run store: training
-processes get a temporary ``CONVGAN_HOME``.
+training process (``backend.keep_freed_memory``). Nothing here touches the user's run store:
+training processes get a temporary ``CONVGAN_HOME``.
 """
 
 from __future__ import annotations

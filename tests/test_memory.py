@@ -1,11 +1,12 @@
 """Training processes keep freed memory for reuse (``core.backend.keep_freed_memory``)."""
 
+import platform
 import subprocess
 import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
+pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc settings")
 
 # Allocates, fills and frees an 80 MB buffer (the size of the DCGAN step's XLA temporaries)
 # through the C library five times, then counts the page faults five more rounds take.
