@@ -70,8 +70,7 @@ def fold_phase_kernels(taps, kernel):
 
     def tap(a, r, b, s):
         rows, cols = np.flatnonzero(taps[a, r]), np.flatnonzero(taps[b, s])
-        parts = [kernel[u, v] for u in rows for v in cols]
-        return sum(parts[1:], parts[0])
+        return sum(kernel[u, v] for u in rows for v in cols)
 
     phases = [
         [ops.concatenate([tap(a, r, b, s) for a in range(2) for b in range(2)], axis=-1) for s in range(2)]
