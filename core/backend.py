@@ -31,6 +31,7 @@ def configure() -> None:
         )
     use_eigen_convolutions()
     split_cpu_into_devices()
+    run_cpu_programs_inline()
     keras = sys.modules.get("keras")
     if keras is not None and hasattr(keras, "backend") and keras.backend.backend() != "jax":
         raise BackendError(
@@ -61,13 +62,16 @@ def use_eigen_convolutions() -> None:
 
 
 CPU_DEVICES_ENV = "CONVGAN_CPU_DEVICES"
-# Above this many XLA devices per machine the batch slices get small; measured only on 2 cores.
-MAX_CPU_DEVICES = 2
 
 
 def cpu_device_count() -> int:
-    """How many XLA devices the CPU is split into: ``$CONVGAN_CPU_DEVICES``, else one per core
-    up to ``MAX_CPU_DEVICES``.
+    """How many XLA devices the CPU is split into: ``$CONVGAN_CPU_DEVICES``, else one.
+
+    One device, because on it Eigen's convolutions already use every core and nothing waits
+    at all-reduces: the 28x28 DCGAN, which trained data-parallel over two devices until the
+    ninth look of ``docs/performance.md``, trains ~17 % faster on one device (with
+    ``run_cpu_programs_inline``), and classifiers already trained on one. ``N`` > 1 makes
+    every training run data-parallel over ``N`` CPU devices.
 
     Raises:
         BackendError: ``CONVGAN_CPU_DEVICES`` is not a whole number of at least 1.
@@ -77,20 +81,7 @@ def cpu_device_count() -> int:
         if not value.isdigit() or int(value) < 1:
             raise BackendError(f"{CPU_DEVICES_ENV} must be a whole number of at least 1, got {value!r}")
         return int(value)
-    return max(1, min(cpu_cores(), MAX_CPU_DEVICES))
-
-
-def cpu_split_families() -> frozenset[str]:
-    """The model families whose training runs data-parallel over the CPU's XLA devices.
-
-    GANs: their many elementwise operations run on one thread each, so two devices with half
-    a batch each keep both cores busy (DCGAN 137-147 -> 157-189 img/s on 2 cores). Not
-    classifiers: on one device Eigen's convolutions already use every core, and the convnet
-    trained faster there (3,070-3,850 against 2,840-3,270 img/s split in two). A device count
-    the user chose (``CONVGAN_CPU_DEVICES``, or ``XLA_FLAGS``) splits every family.
-    """
-    user_chose = bool(os.environ.get(CPU_DEVICES_ENV)) or _xla_flags_set_cpu_devices()
-    return frozenset({"classifier", "gan"}) if user_chose else frozenset({"gan"})
+    return 1
 
 
 def _xla_flags_set_cpu_devices() -> bool:
@@ -103,16 +94,12 @@ def cpu_cores() -> int:
 
 
 def split_cpu_into_devices() -> None:
-    """Expose the CPU as several XLA devices, so training runs data-parallel on its cores.
+    """Expose the CPU as ``cpu_device_count()`` XLA devices, so training runs data-parallel.
 
-    XLA:CPU runs most small operations of our models on one thread, one after the other: a
-    convnet training step used ~1.2 of 2 cores. Split into two devices, each with half of
-    every batch (``keras.distribution.DataParallel``, see ``core.training``), the same step
-    keeps both cores busy: 3,640 -> 4,880 img/s for the convnet and 244 -> 324 img/s for the
-    DCGAN on Fashion-MNIST, 2 cores (``docs/performance.md``). GPUs are unaffected (the flag
-    only concerns the host platform). Must run before JAX starts its backend; an
+    With ``CONVGAN_CPU_DEVICES=N`` every training run splits its batches over N devices
+    (``keras.distribution.DataParallel``, see ``core.training``). GPUs are unaffected (the
+    setting only concerns the host platform). Must run before JAX starts its backend; an
     ``XLA_FLAGS`` that already sets the count, and multi-host jobs, are left alone.
-    ``CONVGAN_CPU_DEVICES=1`` turns the split off.
     """
     if _xla_flags_set_cpu_devices():
         return
@@ -126,6 +113,22 @@ def split_cpu_into_devices() -> None:
         # has already started (a notebook used it before `import core`), it keeps one device.
         with contextlib.suppress(RuntimeError):
             jax.config.update("jax_num_cpu_devices", count)
+
+
+def run_cpu_programs_inline() -> None:
+    """Run each single-device CPU program on the thread that calls it (no async dispatch).
+
+    JAX's CPU client otherwise hands every program to a worker thread, and glibc serves a
+    worker thread from a side arena of 64 MB heaps: a program whose temporary buffers do not
+    fit (80 MB for the 28x28 DCGAN step) gets fresh pages from the kernel at every step,
+    whatever ``keep_freed_memory`` says: 20,600 page faults per DCGAN step. Called from the
+    main thread (a training run, the CLI, a notebook), the buffers come from the main heap and
+    the step faults none. Nothing waits longer: a training step's results are read at every
+    step (``core.callbacks.WaitForEachStep``). Must run before JAX starts its CPU backend.
+    """
+    import jax
+
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 
 # glibc's mallopt parameters (<malloc.h>), and how much freed memory malloc may keep.

@@ -121,7 +121,7 @@ def _convnet_throughput(data, settings: BenchSettings, torch) -> tuple[dict[str,
     keras.utils.set_random_seed(config.seed)
     # Augmentation is part of training, not of the architecture, and the Fashion-MNIST preset
     # trains without it: both sides run the bare network.
-    with training.data_parallel(config.batch_size, "classifier"):  # as in every training run
+    with training.data_parallel(config.batch_size):  # as in every training run
         ours = classifier.build_classifier("convnet", data.image_shape, data.num_classes, augment=False)
         classifier.compile_classifier(ours, config, total_steps=settings.warmup_steps + settings.rounds * settings.convnet_steps)
     twin = torch_peers.translate(ours)
@@ -138,7 +138,7 @@ def _convnet_throughput(data, settings: BenchSettings, torch) -> tuple[dict[str,
 
     twin.train()
     batches = classifier.ShuffledBatches(data.x_train, data.y_train, batch_size, seed=0)
-    with training.data_parallel(batch_size, "classifier"):
+    with training.data_parallel(batch_size):
         result = _side_by_side(
             ours_fit=lambda count: _fit_seconds(ours, _first_batches(batches, count)),
             torch_step=torch_step, batches=batches, steps=settings.convnet_steps, settings=settings,
@@ -157,7 +157,7 @@ def _dcgan_throughput(data, settings: BenchSettings, torch) -> tuple[dict[str, A
 
     config = config_for("dcgan", dataset=data.info.name)
     keras.utils.set_random_seed(config.seed)
-    with training.data_parallel(config.batch_size, "gan"):
+    with training.data_parallel(config.batch_size):
         ours = build_gan(config, data.image_shape)
     generator = torch_peers.translate(ours.generator)
     discriminator = torch_peers.translate(ours.discriminator)[1:]  # takes the generator's NCHW images
@@ -194,7 +194,7 @@ def _dcgan_throughput(data, settings: BenchSettings, torch) -> tuple[dict[str, A
     generator.train()
     discriminator.train()
     batches = gan.ShuffledBatches(data.x_train, None, batch_size, seed=0)
-    with training.data_parallel(batch_size, "gan"):
+    with training.data_parallel(batch_size):
         result = _side_by_side(
             ours_fit=lambda count: _fit_seconds(ours, _first_batches(batches, count)),
             torch_step=torch_step, batches=batches, steps=settings.dcgan_steps, settings=settings,

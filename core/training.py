@@ -144,7 +144,7 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
         if resume:
             _prepare_resume(store, run_id, ctx)
         fit = _family_trainer(config)
-        with data_parallel(config.batch_size, config.family):
+        with data_parallel(config.batch_size):
             final = fit(config, data, ctx) or {}
         if ctx.failure:
             status, error = "failed", ctx.failure
@@ -212,20 +212,17 @@ def _prepare_resume(store: RunStore, run_id: str, ctx: RunContext) -> None:
 
 
 @contextlib.contextmanager
-def data_parallel(batch_size: int, family: str | None = None):
+def data_parallel(batch_size: int):
     """Train data-parallel over all local devices when there are several and the batch splits evenly.
 
-    The CPU counts as several devices too (``backend.split_cpu_into_devices``), but there only
-    the families of ``backend.cpu_split_families()`` split (``family`` None: always split);
+    The CPU counts as several devices when the user splits it (``backend.cpu_device_count``);
     a batch that does not split over the devices trains on one. The previous distribution is
     restored afterwards, so a notebook or test process is left as it was.
     """
     import keras
 
     count = _device_count()
-    if count < 2 or batch_size % count or (
-        family is not None and _cpu_only() and family not in backend.cpu_split_families()
-    ):
+    if count < 2 or batch_size % count:
         yield
         return
     with keras.distribution.DataParallel().scope():
