@@ -69,7 +69,7 @@ def cpu_device_count() -> int:
 
     One device, because on it Eigen's convolutions already use every core and nothing waits
     at all-reduces: the 28x28 DCGAN, which trained data-parallel over two devices until the
-    ninth look of ``docs/performance.md``, trains ~17 % faster on one device (with
+    ninth look of ``docs/performance.md``, trains ~16 % faster on one device (with
     ``run_cpu_programs_inline``), and classifiers already trained on one. ``N`` > 1 makes
     every training run data-parallel over ``N`` CPU devices.
 
