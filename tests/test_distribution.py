@@ -170,11 +170,12 @@ print(y.is_ready())
 def test_cpu_programs_run_inline_on_the_calling_thread():
     """With JAX's async dispatch a CPU program returns before it has run, on a worker thread whose
     malloc arena maps fresh pages for large buffers; ``core`` turns it off."""
-    result = subprocess.run([sys.executable, "-c", _INLINE], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}  # the setting concerns the CPU client only
+    result = subprocess.run([sys.executable, "-c", _INLINE], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
     # The same program in a process that did not import core returns before it has finished.
     plain = subprocess.run([sys.executable, "-c", _INLINE.replace("import core, ", "import ")],
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=120, env=env)
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.strip() == "False"
