@@ -1,5 +1,6 @@
 """Training processes keep freed memory for reuse (``core.backend.keep_freed_memory``)."""
 
+import os
 import platform
 import subprocess
 import sys
@@ -40,3 +41,39 @@ def test_freed_buffers_are_reused_without_page_faults():
     pages = 5 * (80 << 20) // 4096
     assert _page_faults("default") > pages // 2  # glibc maps and unmaps each buffer: every page faults
     assert _page_faults("keep") < pages // 100
+
+
+# A 28x28 DCGAN step (batch 64, the Fashion-MNIST preset's network): its XLA temporaries are
+# 80 MB, too large for the side arenas glibc gives worker threads.
+_GAN_STEP_FAULTS = """
+import sys, resource, numpy as np
+import core, jax
+from core import backend
+from core.models.dcgan import DCGAN
+if sys.argv[1] == "async":
+    jax.config.update("jax_cpu_enable_async_dispatch", True)
+assert backend.keep_freed_memory()
+model = DCGAN((28, 28, 1), latent_dim=64, width=32)
+model.compile("adam", "adam")
+images = np.random.default_rng(0).integers(0, 256, (64 * 6, 28, 28, 1), dtype=np.uint8)
+model.fit(images, batch_size=64, epochs=1, verbose=0)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+model.fit(images, batch_size=64, epochs=1, verbose=0)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 6)
+"""
+
+
+def _gan_step_faults(mode: str) -> int:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("CONVGAN_CPU_DEVICES", None)
+    result = subprocess.run([sys.executable, "-c", _GAN_STEP_FAULTS, mode], capture_output=True, text=True,
+                            timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_gan_training_step_runs_on_the_main_thread_without_page_faults():
+    """``core`` runs CPU programs inline, so the DCGAN step's buffers come from the main heap."""
+    assert _gan_step_faults("inline") < 1_000
+    # Dispatched to JAX's worker thread, the same step maps its 80 MB afresh (~20,000 pages).
+    assert _gan_step_faults("async") > 5_000
