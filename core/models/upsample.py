@@ -29,6 +29,8 @@ Sub-pixel convolution is as fast but has 4x the parameters and is not the same f
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import keras
 import numpy as np
 from keras import layers, ops, saving
@@ -95,13 +97,48 @@ def phase_upsample(x, taps, kernel):
     phases = fold_phase_kernels(taps, kernel)
     padded = ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     y = ops.conv(padded, phases, strides=1, padding="valid")  # (batch, height + 1, width + 1, 4 * filters)
-    y = ops.reshape(y, (-1, height + 1, width + 1, 2, 2, filters))
+    return interleave_phases(ops.reshape(y, (-1, height + 1, width + 1, 2, 2, filters)))
+
+
+def _interleave(y):
+    height, width = y.shape[1] - 1, y.shape[2] - 1
     # Phase (a, b) of output pixel (i, j) is window (i + a, j + b).
     rows = [
-        ops.stack([y[:, a : a + height, b : b + width, a, b, :] for b in range(2)], axis=3)
+        jnp.stack([y[:, a : a + height, b : b + width, a, b, :] for b in range(2)], axis=3)
         for a in range(2)
     ]  # each (batch, height, width, 2, filters)
-    return ops.reshape(ops.stack(rows, axis=2), (-1, 2 * height, 2 * width, filters))
+    return jnp.reshape(jnp.stack(rows, axis=2), (-1, 2 * height, 2 * width, y.shape[-1]))
+
+
+@jax.custom_vjp
+def interleave_phases(y):
+    """The image of :func:`phase_upsample` from its phase windows ``y``, ``(batch, height + 1,
+    width + 1, 2, 2, filters)``: output pixel ``(2i + a, 2j + b)`` is ``y[:, i + a, j + b, a, b]``.
+
+    Its gradient is written as one stack of four padded phases. Differentiated, the slices
+    above become four zero-padded copies of the whole window tensor and a sum of them, which XLA
+    left as separate passes (~4 ms of a 28x28 DCGAN step for the 14x14 -> 28x28 layer).
+    """
+    return _interleave(y)
+
+
+def _interleave_forward(y):
+    return _interleave(y), None
+
+
+def _interleave_backward(_, upstream):
+    batch, rows, cols, filters = upstream.shape
+    phases = jnp.reshape(upstream, (batch, rows // 2, 2, cols // 2, 2, filters))
+    # Window (p, q) of phase (a, b) was output pixel (2(p - a) + a, 2(q - b) + b): phase (a, b)
+    # of the upstream gradient shifted by (a, b), zero where no output pixel read the window.
+    padded = [
+        [jnp.pad(phases[:, :, a, :, b, :], ((0, 0), (a, 1 - a), (b, 1 - b), (0, 0))) for b in range(2)]
+        for a in range(2)
+    ]
+    return (jnp.stack([jnp.stack(row, axis=3) for row in padded], axis=3),)
+
+
+interleave_phases.defvjp(_interleave_forward, _interleave_backward)
 
 
 @saving.register_keras_serializable(package="convgan")
