@@ -18,9 +18,10 @@ steps, in pairs (ours then PyTorch, PyTorch then ours in the next pair) so that 
 of a pair see the same machine load. ``ours_img_s`` and ``torch_img_s`` are each side's best
 round; ``ratio`` is the median over pairs of ours / PyTorch, which cancels the slow phases a
 shared machine goes through, where both sides slow down for several rounds at once (a ratio of
-best rounds can pair one side's fast phase with the other's slow one; it is ``best_ratio``). Ours runs through ``model.fit`` on the same ``ShuffledBatches`` as real training;
-PyTorch runs a plain eager loop over the same batches with ``torch.set_num_threads`` set to
-the cores this process may use. Both sides run on the same malloc settings, those of every
+best rounds can pair one side's fast phase with the other's slow one; it is ``best_ratio``).
+Ours runs through ``model.fit`` on the same ``ShuffledBatches`` as real training; PyTorch runs
+a plain eager loop over the same batches with ``torch.set_num_threads`` set to the cores this
+process may use. Both sides run on the same malloc settings, those of every
 training process (``backend.keep_freed_memory``). Nothing here touches the user's run store:
 training processes get a temporary ``CONVGAN_HOME``.
 """
