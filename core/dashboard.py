@@ -24,6 +24,7 @@ import numpy as np
 from core import checkpoints, images
 from core.config import Config, config_for
 from core.errors import DatasetError, RunNotFound, UserError
+from core.share import Param
 from core.store import ACTIVE_STATUSES, RunStore
 
 # Sampling from a public demo is capped at this many images per request.
@@ -548,6 +549,21 @@ def form_fields(config: Config) -> list[str]:
     if config.model == "wgan-gp":
         extra += ["n_critic", "gp_weight"]
     return [*common, *extra, "metric_samples", "image_size"]
+
+
+def form_params(config: Config, *, mixed_precision: bool = False) -> list[Param]:
+    """The Train form's fields as link parameters, defaulting to ``config``'s values (an image
+    size of 0 means native); ``mixed_precision`` adds that switch (offered on accelerators)."""
+    params = []
+    for field in form_fields(config):
+        default = getattr(config, field)
+        if field == "image_size":
+            default = default or 0
+        kind = bool if isinstance(default, bool) else int if isinstance(default, int) else float
+        params.append(Param(field, kind, kind(default)))
+    if mixed_precision:
+        params.append(Param("mixed_precision", bool, False))
+    return params
 
 
 # Labels and help of the Train form's fields (units as in core/config.py).

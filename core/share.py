@@ -216,6 +216,60 @@ def parse(query: Mapping[str, Any], params: Iterable[Param]) -> tuple[dict[str, 
     return values, notices
 
 
+class Fallbacks:
+    """Link values that could not be used as they were, replaced by a fallback (a default, a
+    clamp), until the user sets the control: a write action never runs on a value nobody chose.
+
+    The state is a plain dict (a Streamlit page keeps it in ``st.session_state``), mapping a
+    parameter name to ``(fallback value, notice)``.
+
+    Example::
+
+        fallbacks = Fallbacks()
+        value, notice = parse_value(dataset, ["cats"])   # ("digits", "ignored dataset='cats' ...")
+        fallbacks.record("dataset", value, notice)
+        fallbacks.pending()                              # {"dataset": "ignored dataset='cats' ..."}
+        fallbacks.observe("dataset", "fashion")          # the user picked another one: confirmed
+    """
+
+    def __init__(self, state: dict[str, tuple[Any, str]] | None = None):
+        self.state = {} if state is None else state
+
+    def record(self, name: str, value: Any, notice: str) -> None:
+        """``name`` holds ``value`` in place of what the link said (``notice`` says why)."""
+        self.state[name] = (value, notice)
+
+    def observe(self, name: str, value: Any) -> None:
+        """The control's current value: one other than the fallback was set by the user."""
+        if name in self.state and not _same(self.state[name][0], value):
+            del self.state[name]
+
+    def replace(self, name: str, value: Any) -> None:
+        """The page, not the user, changed a pending control's value: it stays pending."""
+        if name in self.state:
+            self.state[name] = (value, self.state[name][1])
+
+    def confirm(self, name: str) -> None:
+        """The user chose to keep the fallback."""
+        self.state.pop(name, None)
+
+    def value(self, name: str) -> Any:
+        return self.state[name][0]
+
+    def pending(self, names: Iterable[str] | None = None) -> dict[str, str]:
+        """Notices of the pending parameters (of ``names`` only, when given), by name."""
+        wanted = None if names is None else set(names)
+        return {name: notice for name, (_, notice) in self.state.items() if wanted is None or name in wanted}
+
+
+def _same(a: Any, b: Any) -> bool:
+    # 3 and 3.0 are the same number input value; True and 1 are not the same checkbox value.
+    return type(a) is type(b) and a == b or (
+        isinstance(a, (int, float)) and isinstance(b, (int, float))
+        and not isinstance(a, bool) and not isinstance(b, bool) and a == b
+    )
+
+
 def encode_value(value: Any) -> str | None:
     """A value as it goes into a URL (``None`` = leave the parameter out)."""
     if value is None:

@@ -173,23 +173,24 @@ if checkpoint is not None:
         on_click="ignore",
     )
 if not ui.demo():
+    held = bool(view.unconfirmed("Resume and Delete", ["run"]))  # never act on a link's fallback run
     with actions[2].popover(
-        "Resume", icon=":material/replay:", disabled=run["status"] in ("queued", "running")
+        "Resume", icon=":material/replay:", disabled=held or run["status"] in ("queued", "running")
     ):
         done = dashboard.checkpoint_epochs(store, run_id)
         more = st.number_input(
             "Train until epoch", min_value=1, value=max(done or [0]) + 5, step=1, key="runs.resume_epochs"
         )
-        if st.button("Resume in the background", key="runs.resume", type="primary"):
+        if st.button("Resume in the background", key="runs.resume", type="primary", disabled=held) and not held:
             with ui.guard():
                 dashboard.resume(store, run_id, epochs=int(more) if more > max(done or [0]) else None)
                 st.success("Queued: watch it on the Train page.")
     with actions[3].popover(
-        "Delete", icon=":material/delete:", disabled=run["status"] in ("queued", "running")
+        "Delete", icon=":material/delete:", disabled=held or run["status"] in ("queued", "running")
     ):
         st.write(f"Delete **{run_id}**, its metrics and its files? This cannot be undone.")
         sure = st.checkbox("Yes, delete it", key="runs.delete_confirm")
-        if st.button("Delete run", key="runs.delete", type="primary", disabled=not sure):
+        if st.button("Delete run", key="runs.delete", type="primary", disabled=held or not sure) and not held:
             with ui.guard():
                 dashboard.delete(store, run_id)
                 st.session_state.pop(view.key("run"), None)

@@ -40,12 +40,15 @@ if not ui.demo():
     )
     recipe = recommended_settings(dataset, model) if task == "classifier" else {}
     defaults = config_for(model, dataset=dataset, **recipe)
-    if st.session_state.get("train.form_for") != (model, dataset):  # new defaults: forget old entries
-        for key in [key for key in st.session_state if str(key).startswith(f"train.{model}.")]:
-            del st.session_state[key]
-        st.session_state["train.form_for"] = (model, dataset)
+    gpu = bool(ui.devices()) and ui.devices()[0]["platform"] != "cpu"
+    params = dashboard.form_params(defaults, mixed_precision=gpu)
+    if st.session_state.get("train.form_for", (model, dataset)) != (model, dataset):
+        for param in params:  # new defaults: forget old entries (a link's values count once)
+            view.set(param.name, param.default, chosen=False)
+    st.session_state["train.form_for"] = (model, dataset)
 
-    with st.form(f"train.form.{model}"):
+    # No st.form: a form submits on Enter, and its values reach the URL only when submitted.
+    with st.container(border=True):
         st.caption(
             f"Defaults of `{model}` from core.config"
             + (" with the settings measured for this dataset" if recipe else "")
@@ -53,29 +56,31 @@ if not ui.demo():
         )
         values = {}
         columns = st.columns(4)
-        for index, field in enumerate(dashboard.form_fields(defaults)):
-            label, help_text = dashboard.FIELD_HELP[field]
-            default = getattr(defaults, field)
-            key = f"train.{model}.{field}"
+        for index, param in enumerate(params):
+            key = view.bind(param)
+            if param.name == "mixed_precision":
+                values[param.name] = st.checkbox("Mixed precision (bfloat16)", key=key)
+                continue
+            label, help_text = dashboard.FIELD_HELP[param.name]
             column = columns[index % 4]
-            if isinstance(default, bool):
-                values[field] = column.checkbox(label, value=default, help=help_text, key=key)
-            elif field == "image_size":
-                values[field] = column.number_input(
-                    label, value=default or 0, step=1, help=help_text, key=key
-                )
-            elif isinstance(default, int):
-                values[field] = column.number_input(label, value=default, step=1, help=help_text, key=key)
+            if param.kind is bool:
+                values[param.name] = column.checkbox(label, help=help_text, key=key)
+            elif param.kind is int:
+                values[param.name] = column.number_input(label, step=1, help=help_text, key=key)
             else:
-                values[field] = column.number_input(
-                    label, value=float(default), help=help_text, key=key, format="%g", step=None
+                values[param.name] = column.number_input(
+                    label, help=help_text, key=key, format="%g", step=None
                 )
-        if ui.devices() and ui.devices()[0]["platform"] != "cpu":
-            values["mixed_precision"] = st.checkbox("Mixed precision (bfloat16)", key=f"train.{model}.mp")
-        submitted = st.form_submit_button(
-            "Launch", type="primary", icon=":material/play_arrow:", key="train.launch"
+        held = view.unconfirmed("Launch")
+        launch = st.button(
+            "Launch",
+            type="primary",
+            icon=":material/play_arrow:",
+            key="train.launch",
+            disabled=bool(held),
+            help=f"pick {', '.join(held)} first: the link's value was not usable" if held else None,
         )
-    if submitted:
+    if launch and not held:
         with ui.guard():
             values["image_size"] = int(values["image_size"]) or None
             config = config_for(model, dataset=dataset, **values)
@@ -90,7 +95,7 @@ if not ui.demo():
         train_images = (info.splits or {}).get("train") if info else None
         if train_images is None:
             train_images = len(ui.load_dataset(dataset).x_train)
-        epochs = st.session_state.get(f"train.{model}.epochs", defaults.epochs)
+        epochs = view.value("epochs")
         guess = dashboard.estimate(store, model, dataset, int(epochs or 0), train_images)
         if guess:
             st.caption(

@@ -192,6 +192,9 @@ class View:
         self.params: dict[str, share.Param] = {}
         self.notices: list[str] = []
         self._query = {name: st.query_params.get_all(name) for name in st.query_params}
+        # Link values replaced by a fallback, kept across reruns until the user sets the control.
+        self.fallbacks = share.Fallbacks(st.session_state.setdefault(f"_convgan_fallbacks.{page}", {}))
+        self._holds: dict[str, str] = {}  # pending name -> the write action it holds back
         self._notice_area = st.container()
         self._published = False
         st.session_state[_VIEW_KEY] = self
@@ -207,18 +210,44 @@ class View:
             value, notice = share.parse_value(param, self._query.get(param.name))
             if notice:
                 self.notices.append(notice)
+                self.fallbacks.record(param.name, value, notice)
+            else:
+                self.fallbacks.confirm(param.name)
             st.session_state[key] = value
-        elif not _valid(param, st.session_state[key]):
+            return key
+        self.fallbacks.observe(param.name, st.session_state[key])  # a value the user set confirms it
+        if not _valid(param, st.session_state[key]):
             # Choices changed under the widget (a run was deleted, another run has other epochs).
             st.session_state[key] = param.default
+            self.fallbacks.replace(param.name, param.default)
         return key
 
     def value(self, name: str) -> Any:
         return st.session_state.get(self.key(name))
 
-    def set(self, name: str, value: Any) -> None:
-        """Change a control's value (before its widget is created in this run)."""
+    def set(self, name: str, value: Any, *, chosen: bool = True) -> None:
+        """Change a control's value (before its widget is created in this run).
+
+        Args:
+            chosen: the user's own choice (e.g. the dataset they just uploaded); False for the
+                page's (new defaults), which leaves a link's rejected value pending.
+        """
         st.session_state[self.key(name)] = value
+        if chosen:
+            self.fallbacks.confirm(name)
+        else:
+            self.fallbacks.replace(name, value)
+
+    def unconfirmed(self, action: str, names: list[str] | None = None) -> list[str]:
+        """The controls (of ``names``, default: all bound in this run) still holding a fallback
+        for a link value that was rejected; ``action`` (e.g. "Launch") must stay disabled
+        while any is left. Their notices then stay on the page, naming what to pick, with a
+        button to keep the fallback."""
+        bound = [name for name in (names or self.params) if name in self.params]
+        pending = list(self.fallbacks.pending(bound))
+        for name in pending:
+            self._holds.setdefault(name, action)
+        return pending
 
     def values(self) -> dict[str, Any]:
         return {name: self.value(name) for name in self.params}
@@ -249,9 +278,21 @@ class View:
         query = share.to_query(self.values(), self.params)
         if query != {name: st.query_params.get(name) for name in st.query_params}:
             st.query_params.from_dict(query)
+        held = self.fallbacks.pending(self._holds)
         with self._notice_area:
             for notice in self.notices:
-                st.warning(notice, icon=":material/link_off:")
+                if notice not in held.values():
+                    st.warning(notice, icon=":material/link_off:")
+            for name, notice in held.items():
+                fallback = share.encode_value(self.fallbacks.value(name))
+                st.warning(
+                    f"{notice}. {self._holds[name]} stays off until you pick a value for {name} "
+                    f"(or keep {fallback}).",
+                    icon=":material/link_off:",
+                )
+                st.button(
+                    "Keep this value", key=f"{self.page}.keep.{name}", on_click=_keep, args=(self.page, name)
+                )
         with st.sidebar:
             st.caption("Share this view")
             st.code(self.url(), language=None, wrap_lines=True)
@@ -263,6 +304,10 @@ class View:
         return share.share_url(
             base, self.values(), self.params, fallback=f"http://localhost:8501/{self.page}"
         )
+
+
+def _keep(page: str, name: str) -> None:
+    share.Fallbacks(st.session_state.get(f"_convgan_fallbacks.{page}", {})).confirm(name)
 
 
 def _valid(param: share.Param, value: Any) -> bool:

@@ -138,13 +138,13 @@ def test_train_form_rejects_a_bad_value_and_creates_no_run(empty_home, monkeypat
     monkeypatch.setattr(jobs, "dispatch", lambda store: [])
     at = open_page("train")
     assert_clean(at)
-    at.number_input(key="train.convnet.epochs").set_value(0)
-    at.get("form_submit_button")[0].click().run()
+    at.number_input(key="train.epochs").set_value(0)
+    at.button(key="train.launch").click().run()
     assert [e.value for e in at.error] == ["epochs must be a whole number of at least 1, got 0"]
     assert RunStore(empty_home).list_runs() == []
     # Fixed, the same form queues exactly one run with the form's values.
-    at.number_input(key="train.convnet.epochs").set_value(2)
-    at.get("form_submit_button")[0].click().run()
+    at.number_input(key="train.epochs").set_value(2)
+    at.button(key="train.launch").click().run()
     runs = RunStore(empty_home).list_runs()
     assert len(runs) == 1 and runs[0]["config"]["epochs"] == 2 and runs[0]["status"] == "queued"
 
@@ -154,9 +154,9 @@ def test_train_form_defaults_come_from_core_config(empty_home):
 
     at = open_page("train", {"task": "gan", "model": "dcgan"})
     defaults = config_for("dcgan")
-    assert at.number_input(key="train.dcgan.epochs").value == defaults.epochs
-    assert at.number_input(key="train.dcgan.latent_dim").value == defaults.latent_dim
-    assert at.number_input(key="train.dcgan.learning_rate").value == pytest.approx(defaults.learning_rate)
+    assert at.number_input(key="train.epochs").value == defaults.epochs
+    assert at.number_input(key="train.latent_dim").value == defaults.latent_dim
+    assert at.number_input(key="train.learning_rate").value == pytest.approx(defaults.learning_rate)
 
 
 @pytest.mark.parametrize("page", PAGES)
