@@ -63,11 +63,11 @@ def choose(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).first.click()
 
 
-def set_number(page, label: str, value, *, in_form: bool = False) -> None:
-    """Type a number; Enter commits it (Tab inside a form, where Enter would submit the form)."""
+def set_number(page, label: str, value) -> None:
+    """Type a number; Enter commits it (no page uses an st.form, where Enter would submit)."""
     field = page.get_by_label(label, exact=True)
     field.fill(str(value))
-    field.press("Tab" if in_form else "Enter")
+    field.press("Enter")
 
 
 def grid_src(page, caption_part: str) -> str:
@@ -117,7 +117,7 @@ def test_walk_train_watch_sample_classify_share(walk_home, artifacts, tmp_path):
         with step(page, artifacts, "2-train"):
             page.goto(f"{base}/train?task=classifier&model=convnet&dataset=digits")
             settle(page)
-            set_number(page, "Epochs", 2, in_form=True)
+            set_number(page, "Epochs", 2)
             page.get_by_role("button", name="Launch").click()
             page.get_by_text(re.compile(r"Launched convnet-digits-")).wait_for(timeout=60_000)
             run_id = re.search(

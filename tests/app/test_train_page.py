@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import dashboard, jobs
+from core import dashboard, jobs, share
 from core.config import config_for
 from core.store import RunStore
 from tests.app.conftest import assert_clean, open_page
@@ -124,3 +124,20 @@ def test_a_rejected_run_in_a_link_holds_resume_and_delete(empty_home):
     assert at.button(key="runs.delete").disabled and "pick a value for run" in _notices(at)
     at.button(key="runs.keep.run").click().run()
     assert not at.button(key="runs.resume").disabled and not at.button(key="runs.delete").disabled
+
+
+def test_fallbacks_stay_pending_until_the_user_sets_another_value_or_keeps_it():
+    fallbacks = share.Fallbacks()
+    dataset = share.Param("dataset", str, "digits").with_choices(["digits", "fashion"])
+    value, notice = share.parse_value(dataset, ["cats"])
+    fallbacks.record("dataset", value, notice)
+    fallbacks.observe("dataset", "digits")  # a rerun with the fallback still in place
+    fallbacks.replace("dataset", "digits")  # the page, not the user, set it
+    assert list(fallbacks.pending()) == ["dataset"] and fallbacks.pending(["seed"]) == {}
+    fallbacks.observe("dataset", "fashion")
+    assert fallbacks.pending() == {}
+    fallbacks.record("epochs", 10, "ignored epochs='ten' from the link")
+    fallbacks.observe("epochs", 10.0)  # the same number from a float widget is no choice
+    assert "epochs" in fallbacks.pending()
+    fallbacks.confirm("epochs")
+    assert fallbacks.pending() == {}
