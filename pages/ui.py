@@ -291,7 +291,7 @@ class View:
                     icon=":material/link_off:",
                 )
                 st.button(
-                    "Keep this value", key=f"{self.page}.keep.{name}", on_click=_keep, args=(self.page, name)
+                    f"Keep {fallback}", key=f"{self.page}.keep.{name}", on_click=_keep, args=(self.page, name)
                 )
         with st.sidebar:
             st.caption("Share this view")
