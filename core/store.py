@@ -300,7 +300,7 @@ class RunStore:
         """
         clauses, params = [], []
         if tag is not None:
-            for name in _normalise_tags([tag] if isinstance(tag, str) else tag):
+            for name in normalise_tags([tag] if isinstance(tag, str) else tag):
                 clauses.append("run_id IN (SELECT run_id FROM run_tags WHERE tag = ?)")
                 params.append(name)
         if status is not None:
@@ -370,7 +370,7 @@ class RunStore:
         """
         if isinstance(tags, str):
             raise InvalidAnnotation("set_tags takes a list of tags, not one string")
-        names = _normalise_tags(tags)
+        names = normalise_tags(tags)
         with self.transaction() as conn:
             self._require_run(conn, run_id)
             conn.execute("DELETE FROM run_tags WHERE run_id = ?", (run_id,))
@@ -379,7 +379,7 @@ class RunStore:
 
     def add_tag(self, run_id: str, tag: str) -> list[str]:
         """Give a run one more tag (already there: nothing changes). Returns the run's tags."""
-        [name] = _normalise_tags([tag])
+        [name] = normalise_tags([tag])
         with self.transaction() as conn:
             self._require_run(conn, run_id)
             conn.execute("INSERT OR IGNORE INTO run_tags VALUES (?, ?)", (run_id, name))
@@ -387,7 +387,7 @@ class RunStore:
 
     def remove_tag(self, run_id: str, tag: str) -> list[str]:
         """Take a tag off a run (not there: nothing changes). Returns the run's tags."""
-        [name] = _normalise_tags([tag])
+        [name] = normalise_tags([tag])
         with self.transaction() as conn:
             self._require_run(conn, run_id)
             conn.execute("DELETE FROM run_tags WHERE run_id = ? AND tag = ?", (run_id, name))
@@ -500,7 +500,12 @@ def _jsonable(value: Any) -> Any:
 _SELECT_RUNS = "SELECT *, (SELECT group_concat(tag, ',') FROM run_tags t WHERE t.run_id = runs.run_id) AS tags FROM runs"
 
 
-def _normalise_tags(tags: Iterable[str]) -> list[str]:
+def normalise_tags(tags: Iterable[str]) -> list[str]:
+    """Tags as the store keeps them: whitespace stripped and collapsed, lower case, de-duplicated, sorted.
+
+    Raises:
+        InvalidAnnotation: a tag is empty, longer than :data:`TAG_MAX_LENGTH` or has a comma.
+    """
     names = set()
     for tag in tags:
         if not isinstance(tag, str):
