@@ -1,8 +1,11 @@
 """The versioned store schema: a store written before versioning opens with nothing lost; tags and notes."""
 
 import hashlib
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,6 +70,20 @@ def test_store_from_before_versioning_opens_with_nothing_lost(old_store):
     run = again.get_run(CLASSIFIER)
     assert (run["tags"], run["note"]) == (["baseline", "digits"], "first try")
     assert len(again.metrics(CLASSIFIER)) == len(store.metrics(CLASSIFIER))
+
+
+def test_processes_opening_an_old_store_at_once_migrate_it_once(old_store):
+    """A dashboard, a CLI and a worker may all be first to open a store after an upgrade."""
+    repo = Path(__file__).resolve().parents[1]
+    code = "import sys; from core.store import RunStore; print(len(RunStore(sys.argv[1]).list_runs()))"
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(old_store)], cwd=repo, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env={**os.environ, "PYTHONPATH": str(repo)}) for _ in range(4)]
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0 and out.strip() == "2", err
+    assert _user_version(old_store) == SCHEMA_VERSION
+    assert len(_raw(old_store, "SELECT * FROM metrics")) == 20
 
 
 def test_new_store_is_at_the_current_version(tmp_path):
