@@ -332,7 +332,7 @@ def cmd_show(args) -> int:
     if run["tags"]:
         print(f"{'tags':13} {', '.join(run['tags'])}")
     if run["note"]:
-        print(f"{'note':13} {run['note']}")
+        print(f"{'note':13} " + run["note"].replace("\n", "\n" + " " * 14))  # later lines under the first
     progress = run["progress"] or {}
     if progress:
         # A stopped or finished run keeps its last progress record; its ETA means nothing any more.

@@ -88,6 +88,7 @@ BAD_INPUT = {
     "long_note": (["note", "convnet", "x" * 10_001], "at most 10,000"),
     "filter_by_bad_tag": (["runs", "--tag", "a,b"], "has a comma"),
     "tag_without_tags": (["tag", "convnet"], "required: TAG"),
+    "unknown_status": (["runs", "--status", "finished"], "unknown status 'finished'"),
 }
 
 
