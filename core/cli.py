@@ -1,7 +1,8 @@
 """``python -m core``: the command-line front end.
 
 Exit status: 0 on success, 1 when a run fails, 2 on bad input or usage (one line on stderr,
-never a traceback). With ``--json`` the last line of stdout is one JSON object.
+never a traceback), 141 when whatever reads stdout stops early (``runs | head``), silently, as
+Unix tools that die of SIGPIPE do. With ``--json`` the last line of stdout is one JSON object.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ import core  # noqa: F401 - selects the JAX backend before anything imports kera
 from core.errors import TrainingFailed, UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool killed by SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("runs", "list runs, newest first")
     p.add_argument("--status", help="only runs with this status")
+    p.add_argument("--tag", action="append", help="only runs with this tag (repeat: runs with every tag given)")
+    p.add_argument("--json", action="store_true")
+
+    p = command("tag", "add tags to a run (or take them off with --remove)")
+    p.add_argument("run", help="run id, unique prefix, or 'latest'")
+    p.add_argument("tags", nargs="+", metavar="TAG", help="e.g. baseline (lower-cased; no commas)")
+    p.add_argument("--remove", action="store_true", help="take these tags off instead")
+    p.add_argument("--json", action="store_true")
+
+    p = command("note", "set a run's note (an empty TEXT clears it; no TEXT prints it)")
+    p.add_argument("run", help="run id, unique prefix, or 'latest'")
+    p.add_argument("text", nargs="*", metavar="TEXT", help="the note; several words are joined with spaces")
     p.add_argument("--json", action="store_true")
 
     for name, text in (("show", "show one run"), ("evaluate", "evaluate a run's latest checkpoint on its test data")):
@@ -116,10 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # Whatever read stdout has gone: say nothing more, and keep the exit-time flush quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        status = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader that went away shows up here rather than at exit
+        return status
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -243,23 +269,41 @@ def _headline(metrics: dict[str, Any]) -> dict[str, str]:
 
 def cmd_runs(args) -> int:
     from core import jobs
+    from core.store import STATUSES
 
+    if args.status is not None and args.status not in STATUSES:
+        raise UserError(f"unknown status {args.status!r}: one of {', '.join(STATUSES)}")
     store = _store(args)
     jobs.reconcile(store)
-    runs = [store.describe(run["run_id"]) for run in store.list_runs(status=args.status)]
+    runs = [store.describe(run["run_id"]) for run in store.list_runs(status=args.status, tag=args.tag)]
     if args.json:
         _emit_json(runs)
         return EXIT_OK
     if not runs:
-        print(f"no runs in {store.home} yet: try `python -m core train --model convnet --dataset digits`")
+        if args.status or args.tag:
+            print(f"no runs in {store.home} match")
+        else:
+            print(f"no runs in {store.home} yet: try `python -m core train --model convnet --dataset digits`")
         return EXIT_OK
-    print(f"{'RUN':38} {'STATUS':11} {'MODEL':8} {'DATASET':16} {'PROGRESS':9} {'KEY METRIC':20} DEVICE")
+    rows = []
     for run in runs:
         progress = run["progress"] or {}
         done = f"{progress.get('epoch', 0)}/{progress.get('epochs', run['config'].get('epochs', '?'))}"
-        key = _key_metric(run["metrics"])
-        print(f"{run['run_id']:38} {run['status']:11} {run['model']:8} {run['dataset'][:16]:16} {done:9} {key:20} {run['device'] or ''}")
+        rows.append([run["run_id"], run["status"], run["model"], _clip(run["dataset"], 24), done,
+                     _key_metric(run["metrics"]), run["device"] or "", ",".join(run["tags"])])
+    _print_table(["RUN", "STATUS", "MODEL", "DATASET", "PROGRESS", "KEY METRIC", "DEVICE", "TAGS"], rows)
     return EXIT_OK
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    """Columns as wide as their longest cell, two spaces apart, no trailing blanks."""
+    widths = [max(len(row[column]) for row in (header, *rows)) for column in range(len(header))]
+    for row in (header, *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _key_metric(metrics: dict[str, Any]) -> str:
@@ -285,9 +329,14 @@ def cmd_show(args) -> int:
                 "finished", "pid", "code_version"):
         if run.get(key) is not None:
             print(f"{key:13} {run[key]}")
+    if run["tags"]:
+        print(f"{'tags':13} {', '.join(run['tags'])}")
+    if run["note"]:
+        print(f"{'note':13} " + run["note"].replace("\n", "\n" + " " * 14))  # later lines under the first
     progress = run["progress"] or {}
     if progress:
-        eta = progress.get("eta_seconds")
+        # A stopped or finished run keeps its last progress record; its ETA means nothing any more.
+        eta = progress.get("eta_seconds") if run["status"] == "running" else None
         print(f"{'progress':13} epoch {progress.get('epoch')}/{progress.get('epochs')}, step {progress.get('step')}"
               f"/{progress.get('total_steps')}" + (f", ETA {eta:.0f} s" if eta else ""))
     print("config       ", json.dumps(run["config"]))
@@ -332,6 +381,9 @@ def cmd_sample(args) -> int:
 
     store = _store(args)
     run_id = store.resolve(args.run)
+    if store.get_run(run_id)["family"] == "classifier":
+        raise UserError(f"run {run_id} is a classifier: `sample` draws images from a GAN run; to label images "
+                        f"with this one use `python -m core classify {run_id} IMAGE...`")
     result = sampling.sample_run(store, run_id, n=args.n, seed=args.seed, label=args.label,
                                  truncation=args.truncation, epoch=args.epoch, out=args.out)
     if args.json:
@@ -420,9 +472,39 @@ def cmd_devices(args) -> int:
         _emit_json(devices)
         return EXIT_OK
     for device in devices:
+        name = device["platform"].upper() if device["kind"].lower() == device["platform"] else device["kind"]
         memory = device.get("memory_bytes")
-        size = f"{memory / 2**30:.1f} GiB" if memory else ""
-        print(f"{device['id']:3} {device['platform']:5} {device['kind']:30} {size}")
+        print(f"{device['platform']}:{device['id']}  {name}" + (f", {memory / 2**30:.1f} GiB memory" if memory else ""))
+    return EXIT_OK
+
+
+def cmd_tag(args) -> int:
+    from core.store import normalise_tags
+
+    store = _store(args)
+    run_id = store.resolve(args.run)
+    names = normalise_tags(args.tags)  # every tag checked before any is written
+    for name in names:
+        tags = store.remove_tag(run_id, name) if args.remove else store.add_tag(run_id, name)
+    if args.json:
+        _emit_json({"run_id": run_id, "tags": tags})
+    else:
+        print(f"{run_id}: {', '.join(tags) if tags else 'no tags'}")
+    return EXIT_OK
+
+
+def cmd_note(args) -> int:
+    store = _store(args)
+    run_id = store.resolve(args.run)
+    if args.text:
+        store.set_note(run_id, " ".join(args.text))
+    note = store.get_run(run_id)["note"]
+    if args.json:
+        _emit_json({"run_id": run_id, "note": note})
+    elif args.text:
+        print(f"{run_id}: " + ("note saved" if note else "note cleared"))
+    else:
+        print(note or f"{run_id} has no note")
     return EXIT_OK
 
 
@@ -450,5 +532,5 @@ _COMMANDS = {
     "datasets": cmd_datasets, "train": cmd_train, "runs": cmd_runs, "show": cmd_show,
     "evaluate": cmd_evaluate, "classify": cmd_classify, "sample": cmd_sample, "stop": cmd_stop,
     "resume": cmd_resume, "cancel": cmd_cancel, "delete": cmd_delete, "logs": cmd_logs,
-    "devices": cmd_devices, "bench": cmd_bench, "worker": cmd_worker,
+    "devices": cmd_devices, "bench": cmd_bench, "worker": cmd_worker, "tag": cmd_tag, "note": cmd_note,
 }
