@@ -382,7 +382,7 @@ def cmd_sample(args) -> int:
     store = _store(args)
     run_id = store.resolve(args.run)
     if store.get_run(run_id)["family"] == "classifier":
-        raise UserError(f"run {run_id} is a classifier: `sample` draws images from a GAN run; to label images "
+        raise UserError(f"run {run_id} is a classifier, not a GAN: `sample` draws images from a GAN run; to label images "
                         f"with this one use `python -m core classify {run_id} IMAGE...`")
     result = sampling.sample_run(store, run_id, n=args.n, seed=args.seed, label=args.label,
                                  truncation=args.truncation, epoch=args.epoch, out=args.out)
