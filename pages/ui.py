@@ -130,6 +130,15 @@ def begin_run() -> None:
     """Called by app.py at the start of every run, before the page."""
     st.session_state[ROUTED_KEY] = True
     st.session_state.pop(_VIEW_KEY, None)
+    if st.runtime.exists():  # a real server (not AppTest): keep the job queue moving while it lives
+        _queue_watcher(str(default_home()))
+
+
+@st.cache_resource(show_spinner=False)
+def _queue_watcher(home: str):
+    from core import jobs
+
+    return jobs.watch(_store(home))
 
 
 def _ensure_routed() -> None:
