@@ -55,10 +55,9 @@ def test_stop_while_a_gan_is_scored_ends_stopped_and_resume_computes_the_scores(
     assert {"d_loss", "g_loss"} <= set(run["metrics"]), "the trained epoch's numbers are kept"
     reference = [r for r in store.list_runs(family="classifier") if r["run_id"] != behind]
     assert [r["status"] for r in reference] == ["stopped"], "the reference classifier stopped with it"
-    assert all(r["pid"] is None for r in store.list_runs())
-    left = _wait(lambda: store.get_run(behind)["started_ts"] or store.get_run(behind)["status"] != "queued",
-                 30, "the queued run to start")
-    assert left, "the run queued behind the GAN left the queue"
+    assert all(r["pid"] is None for r in [run, *reference])
+    _wait(lambda: store.get_run(behind)["status"] != "queued", 5, "the run queued behind the GAN to start")
+    _wait(lambda: store.get_run(behind)["status"] == "failed", 120, "the run behind to end")  # before resuming
 
     # Resume with no epochs: nothing left to train, so it only computes the skipped scores.
     resumed = jobs.resume(store, gan, background=False)
