@@ -10,6 +10,7 @@ import time
 import pytest
 
 from core import jobs
+from core.callbacks import read_train_state
 from core.config import config_for, config_to_dict
 
 pytestmark = pytest.mark.xdist_group("jobs")
@@ -44,7 +45,8 @@ def test_stop_while_a_gan_is_scored_ends_stopped_and_resume_computes_the_scores(
     behind = store.create_run(family="classifier", model="convnet", dataset=behind_config["dataset"],
                               config=behind_config, status="queued")
     # The store has no reference classifier yet, so scoring starts by training one in the GAN's worker.
-    _wait(lambda: (store.get_run(gan)["progress"] or {}).get("phase") == "scoring", 240, "the scoring phase")
+    _wait(lambda: (read_train_state(store.run_dir(gan)) or {}).get("epochs_done") == 1, 240, "the last epoch")
+    time.sleep(1.0)  # into the scoring
     jobs.stop(store, gan, wait=False)  # the dashboard's Stop...
     time.sleep(1.5)
     jobs.stop(store, gan, wait=False)  # ...pressed again when nothing seems to happen
