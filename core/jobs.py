@@ -2,12 +2,11 @@
 
 A job is a run in the store plus a detached OS process running ``python -m core worker RUN``
 (the same ``core.training.execute`` the foreground ``train`` uses). There is no scheduler
-daemon: whoever changes the queue (a launch, a worker on its way out, any reader that
-reconciles) calls :func:`dispatch`, which starts queued runs while slots are free, under an
-``IMMEDIATE`` transaction so two dispatchers never start the same run. A trainer killed with
-``kill -9`` says nothing; a :class:`Dispatcher` thread in a long-lived front end (the
-dashboard's server) notices its dead pid within seconds, and every CLI command reconciles
-when it starts.
+daemon: whoever changes the queue (a launch, a stop, a resume, a worker on its way out
+however its run ended) calls :func:`dispatch`, which starts queued runs while slots are free,
+under an ``IMMEDIATE`` transaction so two dispatchers never start the same run. A trainer
+killed with ``kill -9`` says nothing; a :class:`Dispatcher` thread in the dashboard's server
+notices its dead pid within seconds, and every CLI command dispatches when it starts.
 """
 
 from __future__ import annotations
