@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("resume", "continue a stopped, interrupted or failed run from its last checkpoint")
     p.add_argument("run")
-    p.add_argument("--epochs", type=int, help="new total number of epochs")
+    p.add_argument("--epochs", type=int,
+                   help="new total number of epochs (default: the run's target; a completed run needs it)")
     p.add_argument("--background", action="store_true")
     p.add_argument("--json", action="store_true")
 
@@ -158,9 +159,12 @@ def _run(argv: list[str] | None) -> int:
 
 
 def _store(args):
+    from core import jobs
     from core.store import RunStore
 
-    return RunStore(args.home)
+    store = RunStore(args.home)
+    jobs.dispatch(store)  # a slot freed by a killed trainer goes to the next queued run now
+    return store
 
 
 def _emit_json(payload: Any) -> None:

@@ -250,11 +250,13 @@ def format_seconds(seconds: float | None) -> str:
 def run_rows(runs: Iterable[dict[str, Any]], now: float | None = None) -> list[dict[str, Any]]:
     """One flat row per run for a table: status, model, dataset, key metrics, the classifier run
     that scored a GAN (``scored by``), duration, device, img/s."""
+    from core.training import epoch_target
+
     rows = []
     for run in runs:
         metrics = run.get("metrics") or {}
         progress = run.get("progress") or {}
-        epochs = (run.get("config") or {}).get("epochs")
+        epochs = epoch_target(run.get("config") or {})  # the launch target, or the last resume's
         row = {
             "run": run["run_id"],
             "status": run["status"],

@@ -75,9 +75,15 @@ def fit_gan(config: GANConfig, data, ctx) -> dict[str, Any]:
     final = {name: float(values[-1]) for name, values in history.history.items() if values}
     if getattr(ctx, "failure", None) or getattr(ctx, "stopped", False):
         return final
+
+    def stopping() -> bool:  # a stop while scoring keeps the scores computed so far
+        return bool(getattr(ctx, "stopping", False))
+
+    if hasattr(ctx, "set_phase"):
+        ctx.set_phase("scoring")
     store = getattr(ctx, "store", None)
-    final.update(evaluate_gan(model, data, config, store=store))
-    if "fid_cls" in final:
+    final.update(evaluate_gan(model, data, config, store=store, should_stop=stopping))
+    if "fid_cls" in final and not stopping():
         from core.models.gans import build_gan
 
         # The same seed builds the same untrained generator: the baseline the trained
@@ -85,15 +91,22 @@ def fit_gan(config: GANConfig, data, ctx) -> dict[str, Any]:
         keras.utils.set_random_seed(config.seed)
         untrained = build_gan(config, data.image_shape, data.num_classes)
         final["fid_cls_untrained"] = evaluate_gan(untrained, data, config, store=store).get("fid_cls")
+    if stopping():
+        ctx.skipped = [name for name in SCORES if name not in final]
     return final
 
 
-def evaluate_gan(model: GAN, data, config: GANConfig, *, store=None) -> dict[str, Any]:
+# The scores fit_gan computes after training, in order (a stop skips those not reached yet).
+SCORES = ("fid_cls", "fid_cls_no_ema", "fid_cls_untrained")
+
+
+def evaluate_gan(model: GAN, data, config: GANConfig, *, store=None, should_stop=lambda: False) -> dict[str, Any]:
     """Score a GAN's EMA generator (and its raw generator, for ``fid_cls_no_ema``).
 
     Uses ``core.gan_metrics.evaluate_generator`` with the dataset's reference classifier
     (found in, or trained into, ``store``). Metrics are a bonus to training: if they cannot
-    be computed, the reason goes to stderr and the result is empty.
+    be computed, the reason goes to stderr and the result is empty. When ``should_stop()``
+    turns true, the scores computed so far are returned.
 
     Returns:
         ``fid_cls``, ``kid_cls``, ``precision``, ``recall``, ``label_accuracy`` (cgan),
@@ -109,6 +122,9 @@ def evaluate_gan(model: GAN, data, config: GANConfig, *, store=None) -> dict[str
         classifier = gan_metrics.load_classifier(store, reference["run_id"])
         results: dict[str, Any] = {"reference_run": reference["run_id"]}
         for ema in (True, False):
+            if should_stop():
+                break
+
             def sample_fn(n, seed, labels, ema=ema):
                 z = sampling.latents(model.latent_dim, n, seed)
                 return images.to_uint8(model.generate(z, labels if model.conditional else None, ema=ema))

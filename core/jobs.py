@@ -2,9 +2,11 @@
 
 A job is a run in the store plus a detached OS process running ``python -m core worker RUN``
 (the same ``core.training.execute`` the foreground ``train`` uses). There is no scheduler
-daemon: whoever changes the queue (a launch, a finishing worker, any reader that notices a
-dead trainer) calls :func:`dispatch`, which starts queued runs while slots are free, under an
-``IMMEDIATE`` transaction so two dispatchers never start the same run.
+daemon: whoever changes the queue (a launch, a stop, a resume, a worker on its way out
+however its run ended) calls :func:`dispatch`, which starts queued runs while slots are free,
+under an ``IMMEDIATE`` transaction so two dispatchers never start the same run. A trainer
+killed with ``kill -9`` says nothing; a :class:`Dispatcher` thread in the dashboard's server
+notices its dead pid within seconds, and every CLI command dispatches when it starts.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,11 +25,15 @@ from core import training
 from core.callbacks import read_train_state
 from core.config import Config
 from core.errors import UserError
-from core.store import RunStore, this_host
+from core.store import RunStore, iso, this_host
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# A graceful stop that has not ended the trainer after this long becomes a kill.
-FORCE_STOP_AFTER_S = 30.0
+# How long ``stop`` waits for a trainer to end; a trainer that keeps its heartbeat is never
+# killed (it ends after its current step or scoring phase), one that lost it for
+# ``training.HEARTBEAT_TIMEOUT_S`` is.
+STOP_WAIT_S = 60.0
+# How often a Dispatcher looks for dead trainers and free slots.
+WATCH_INTERVAL_S = 2.0
 
 
 def max_concurrent_jobs() -> int:
@@ -67,6 +74,8 @@ def dispatch(store: RunStore) -> list[str]:
         The ids of the runs started.
     """
     reconcile(store)
+    if not store.list_runs(status="queued", limit=1):
+        return []
     limit = max_concurrent_jobs()
     now = time.time()
     with store.transaction() as conn:
@@ -107,17 +116,26 @@ def _spawn_worker(store: RunStore, run_id: str) -> None:
 
 
 def work(store: RunStore, run_id: str) -> dict[str, Any]:
-    """Body of a worker process: train (resuming from a checkpoint if there is one), then dispatch."""
+    """Body of a worker process: train (resuming from a checkpoint if there is one), then
+    dispatch the queue, however training ended."""
     from core.callbacks import EpochLog
 
-    run = store.get_run(run_id)
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} worker {os.getpid()} on {this_host()}: "
-          f"{run['model']} on {run['dataset']}", flush=True)
     try:
+        run = store.get_run(run_id)
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} worker {os.getpid()} on {this_host()}: "
+              f"{run['model']} on {run['dataset']}", flush=True)
         run = training.execute(store, run_id, resume=True, extra_callbacks=[EpochLog()])
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {run['status']}" + (f": {run['error']}" if run["error"] else ""),
               flush=True)
         return run
+    except BaseException as err:  # execute records its own endings; this is for what escaped it
+        with store.transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET status = 'failed', pid = NULL, finished = ?, error = ?"
+                " WHERE run_id = ? AND status = 'running'",
+                (time.time(), f"the trainer could not run: {type(err).__name__}: {err}", run_id),
+            )
+        raise
     finally:
         dispatch(store)
 
@@ -126,7 +144,8 @@ def reconcile(store: RunStore) -> list[str]:
     """Mark running runs whose trainer is gone as ``interrupted``.
 
     A trainer is gone when its heartbeat is older than ``HEARTBEAT_TIMEOUT_S``, or, on this
-    host, when its process no longer exists.
+    host, when its process no longer exists. :func:`dispatch` reconciles first, so a slot
+    freed by ``kill -9`` goes to the next queued run at the next dispatch.
 
     Returns:
         The ids of the runs marked interrupted.
@@ -150,6 +169,49 @@ def reconcile(store: RunStore) -> list[str]:
     return gone
 
 
+class Dispatcher:
+    """A daemon thread that dispatches ``store`` (reconciling first) every ``interval`` seconds.
+
+    Front ends that stay open (the dashboard's server) run one, so a queued run starts within
+    seconds of a slot freeing, even when its trainer was killed without a word.
+
+    Args:
+        store: the run store.
+        interval: seconds between looks.
+    """
+
+    def __init__(self, store: RunStore, interval: float = WATCH_INTERVAL_S):
+        self.store, self.interval = store, interval
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"dispatcher-{store.home.name}", daemon=True)
+
+    def start(self) -> Dispatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                dispatch(self.store)
+            except Exception as err:  # noqa: BLE001 - a busy or vanished store must not end the watch
+                print(f"dispatcher: {type(err).__name__}: {err}", file=sys.stderr)
+            if self._done.wait(self.interval):
+                return
+
+
+def watch(store: RunStore, interval: float = WATCH_INTERVAL_S) -> Dispatcher:
+    """Start a :class:`Dispatcher` for ``store`` (its first look is at once) and return it."""
+    return Dispatcher(store, interval).start()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -164,11 +226,18 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def stop(store: RunStore, run_id: str, *, wait: bool = True, force_after: float = FORCE_STOP_AFTER_S) -> dict[str, Any]:
-    """Ask a running trainer to stop after its current step and save a checkpoint.
+def stop(store: RunStore, run_id: str, *, wait: bool = True, wait_s: float = STOP_WAIT_S) -> dict[str, Any]:
+    """Ask a running trainer to stop after its current step (or scoring phase) and save a checkpoint.
 
-    A queued run is cancelled instead. If the trainer has not stopped after ``force_after``
-    seconds it is killed (status ``stopped``; the last epoch checkpoint stays usable).
+    A queued run is cancelled instead. A trainer that keeps its heartbeat is never killed: a
+    stop ends ``stopped`` with what it had computed. Only a trainer whose heartbeat stopped
+    for ``training.HEARTBEAT_TIMEOUT_S`` is killed, and its record says so.
+
+    Args:
+        store: the run store.
+        run_id: the run.
+        wait: wait until the trainer has ended (at most ``wait_s`` seconds).
+        wait_s: the longest wait; the record is returned as it is then.
 
     Returns:
         The run record after the stop (or at once when ``wait`` is False).
@@ -186,21 +255,28 @@ def stop(store: RunStore, run_id: str, *, wait: bool = True, force_after: float 
         _signal(run["pid"], signal.SIGTERM)
     if not wait:
         return store.get_run(run_id)
-    deadline = time.monotonic() + force_after
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         run = store.get_run(run_id)
         if run["status"] != "running":
             return run
-        if run["pid"] and run["host"] == this_host() and not _alive(run["pid"]):
+        local = run["pid"] and run["host"] == this_host()
+        if local and not _alive(run["pid"]):
+            break  # it died without recording an ending: reconcile says so below
+        beat = run["heartbeat_ts"]
+        if local and beat is not None and time.time() - beat > training.HEARTBEAT_TIMEOUT_S:
+            _signal(run["pid"], signal.SIGKILL)
+            with store.transaction() as conn:
+                conn.execute(
+                    "UPDATE runs SET status = 'stopped', pid = NULL, finished = ?, error = ?"
+                    " WHERE run_id = ? AND status = 'running'",
+                    (time.time(), f"its heartbeat stopped for over {training.HEARTBEAT_TIMEOUT_S:.0f} s "
+                                  "after the stop request, so it was killed (the last epoch's checkpoint is kept)",
+                     run_id),
+                )
             break
         time.sleep(0.2)
-    run = store.get_run(run_id)
-    if run["status"] == "running":
-        if run["pid"] and run["host"] == this_host():
-            _signal(run["pid"], signal.SIGKILL)
-        store.update_run(run_id, status="stopped", pid=None, finished=time.time(),
-                         error=f"did not stop within {force_after:.0f} s and was killed")
-        dispatch(store)
+    dispatch(store)
     return store.get_run(run_id)
 
 
@@ -227,20 +303,34 @@ def cancel(store: RunStore, run_id: str) -> dict[str, Any]:
     return store.get_run(run_id)
 
 
+def resume_target(store: RunStore, run_id: str) -> int | None:
+    """The epoch a resume without ``epochs`` trains to: the run's current target (the one it
+    was launched with, or its last extension), or None for a completed run (it needs a new
+    target)."""
+    run = store.get_run(run_id)
+    return None if run["status"] == "completed" else training.epoch_target(run["config"])
+
+
 def resume(store: RunStore, run_id: str, *, epochs: int | None = None, background: bool = True) -> dict[str, Any]:
     """Continue a stopped, interrupted or failed run from its last checkpoint.
+
+    Without ``epochs`` the run trains to its target (:func:`resume_target`); a run stopped
+    after its last epoch (while being scored) then only computes what it skipped. A new
+    target is recorded as an extension in ``config["extensions"]`` (``{"epochs", "at"}``);
+    ``config["epochs"]`` keeps the target the run was launched with.
 
     Args:
         store: the run store.
         run_id: the run.
-        epochs: new total number of epochs (to train longer than first planned).
+        epochs: new total number of epochs (to train longer than planned).
         background: queue it as a background job; otherwise train in this process.
 
     Returns:
         The run record (queued/running when in the background, finished otherwise).
 
     Raises:
-        UserError: the run is active, or ``epochs`` is not above the epochs already done.
+        UserError: the run is active or was cancelled, ``epochs`` is not above the epochs
+            already done, or the run is completed and no ``epochs`` is given.
     """
     reconcile(store)
     run = store.get_run(run_id)
@@ -251,12 +341,14 @@ def resume(store: RunStore, run_id: str, *, epochs: int | None = None, backgroun
     config = dict(run["config"])
     state = read_train_state(store.run_dir(run_id))
     done = state["epochs_done"] if state else 0
-    if epochs is not None:
-        if epochs <= done:
-            raise UserError(f"run {run_id} has done {done} epochs already: ask for more than {done}")
-        config["epochs"] = epochs
-    elif run["status"] == "completed":
+    target = training.epoch_target(config)
+    if epochs is None and run["status"] == "completed":
         raise UserError(f"run {run_id} is completed: pass --epochs N (more than {done}) to train it further")
+    if epochs is not None and epochs <= done:
+        raise UserError(f"run {run_id} has done {done} epochs already: ask for more than {done}")
+    if epochs is not None and epochs != target:
+        extension = {"epochs": int(epochs), "at": iso(time.time())}
+        config["extensions"] = [*(config.get("extensions") or []), extension]
     store.update_run(run_id, config=config, stop_requested=0, error=None, finished=None,
                      status="queued" if background else "running")
     if background:

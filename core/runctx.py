@@ -41,6 +41,8 @@ class RunContext:
         self.logger: StoreLogger | None = None
         self.stopper: StopOnRequest | None = None
         self.checkpointer: Checkpointer | None = None
+        # What a stop request kept this run from computing after training (e.g. GAN scores).
+        self.skipped: list[str] = []
 
     @property
     def run_dir(self) -> Path:
@@ -70,6 +72,16 @@ class RunContext:
             should_save=lambda: self.logger.failure is None, is_partial=is_partial,
         )
         return [WaitForEachStep(), self.stopper, self.logger, self.checkpointer, *self.extra_callbacks]
+
+    @property
+    def stopping(self) -> bool:
+        """A stop was requested (training may have ended before it came)."""
+        return self.stop_event.is_set()
+
+    def set_phase(self, phase: str) -> None:
+        """Show ``phase`` (e.g. ``scoring``) in the run's progress record."""
+        progress = self.store.get_run(self.run_id)["progress"] or {}
+        self.store.update_run(self.run_id, progress={**progress, "phase": phase})
 
     @property
     def failure(self) -> str | None:

@@ -9,6 +9,7 @@ trains a run that already exists in the store; background workers call it with t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -31,6 +32,19 @@ from core.store import RunStore, this_host
 # heartbeat is older than HEARTBEAT_TIMEOUT_S (compilation never blocks the heartbeat thread).
 HEARTBEAT_INTERVAL_S = 1.0
 HEARTBEAT_TIMEOUT_S = 30.0
+# Stop events of the runs training in this process, outermost first: a GAN's reference
+# classifier trains inside the GAN's run, and a stop of the GAN stops it too.
+_ACTIVE_STOPS: list[threading.Event] = []
+
+
+def epoch_target(config: dict[str, Any]) -> int:
+    """The epoch a run trains to: its last resume target, else its config's ``epochs``.
+
+    ``config["epochs"]`` stays the target the run was launched with; each resume that asked for
+    another total appends ``{"epochs": N, "at": ISO time}`` to ``config["extensions"]``.
+    """
+    extensions = config.get("extensions") or []
+    return int(extensions[-1]["epochs"]) if extensions else int(config.get("epochs", 0))
 
 
 def check_compatible(config: Config, data) -> None:
@@ -107,7 +121,9 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
     """Train an existing run to its configured number of epochs, recording everything in the store.
 
     A failure inside training (NaN loss, a crash) marks the run ``failed`` with the reason
-    rather than raising; a stop request marks it ``stopped`` after saving a checkpoint.
+    rather than raising; a stop request marks it ``stopped`` after saving a checkpoint, or,
+    when it came while a GAN was being scored, with the scores computed so far and the names
+    of those it skipped. A second Ctrl-C marks it ``stopped`` and re-raises KeyboardInterrupt.
 
     Args:
         store: the run store.
@@ -121,6 +137,7 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
     """
     run = store.get_run(run_id)
     config = config_from_dict(run["config"])
+    config = dataclasses.replace(config, epochs=epoch_target(run["config"]) or config.epochs)
     backend.enable_compilation_cache(str(store.cache_dir / "jax"))
     backend.keep_freed_memory()
     stop_event = threading.Event()
@@ -129,12 +146,14 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
         pid=os.getpid(), host=this_host(), heartbeat=time.time(), stop_requested=0,
         device=device_summary(), versions=package_versions(), code_version=code_version(),
     )
-    heartbeat = _Heartbeat(store, run_id, stop_event)
+    heartbeat = _Heartbeat(store, run_id, stop_event, parent=_ACTIVE_STOPS[-1] if _ACTIVE_STOPS else None)
     heartbeat.start()
-    restore_signals = _stop_on_signals(stop_event)
+    _ACTIVE_STOPS.append(stop_event)
+    restore_signals = _stop_on_signals()
     started = time.monotonic()
     final: dict[str, Any] = {}
     ctx = None
+    interrupted = None
     try:
         if data is None:
             from core.datasets import load_dataset
@@ -150,8 +169,16 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
             status, error = "failed", ctx.failure
         elif ctx.stopped:
             status, error = "stopped", None
+        elif ctx.skipped:
+            status, error = "stopped", (
+                f"stopped while scoring, after all {config.epochs} epochs trained: {', '.join(ctx.skipped)} "
+                "not computed (resume the run to compute them)"
+            )
         else:
             status, error = "completed", None
+    except KeyboardInterrupt as err:  # a second Ctrl-C: out now, but the record says what happened
+        status, error = "stopped", "stopped at once by a second Ctrl-C (the last epoch's checkpoint is kept)"
+        interrupted = err
     except (UserError, TrainingFailed) as err:  # expected failures: one line, no traceback
         status, error = "failed", ctx.failure if ctx and ctx.failure else str(err)
         print(f"failed: {error}", file=sys.stderr)
@@ -160,6 +187,7 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
         traceback.print_exc()
     finally:
         heartbeat.stop()
+        _ACTIVE_STOPS.remove(stop_event)
         restore_signals()
     seconds = time.monotonic() - started
     summary = ctx.summary() if ctx else {}
@@ -169,6 +197,8 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
         metrics = {**store.latest_metrics(run_id), **metrics}
     store.update_run(run_id, status=status, error=error, finished=time.time(), pid=None,
                      heartbeat=time.time(), metrics=metrics)
+    if interrupted is not None:
+        raise interrupted
     return store.get_run(run_id)
 
 
@@ -255,18 +285,20 @@ def _cpu_only() -> bool:
 
 
 class _Heartbeat(threading.Thread):
-    """Writes the run's heartbeat every second and turns a stop request in the store into ``stop_event``."""
+    """Writes the run's heartbeat every second and turns a stop request in the store, or a stop
+    of the run it trains inside (``parent``), into ``stop_event``."""
 
-    def __init__(self, store: RunStore, run_id: str, stop_event: threading.Event):
+    def __init__(self, store: RunStore, run_id: str, stop_event: threading.Event,
+                 parent: threading.Event | None = None):
         super().__init__(name=f"heartbeat-{run_id}", daemon=True)
-        self.store, self.run_id, self.stop_event = store, run_id, stop_event
+        self.store, self.run_id, self.stop_event, self.parent = store, run_id, stop_event, parent
         self._done = threading.Event()
 
     def run(self) -> None:
         while not self._done.wait(HEARTBEAT_INTERVAL_S):
             try:
                 self.store.update_run(self.run_id, heartbeat=time.time())
-                if self.store.get_run(self.run_id)["stop_requested"]:
+                if self.store.get_run(self.run_id)["stop_requested"] or (self.parent and self.parent.is_set()):
                     self.stop_event.set()
             except Exception as err:  # noqa: BLE001 - a missed beat must not kill training
                 print(f"heartbeat: {err}", file=sys.stderr)
@@ -276,16 +308,25 @@ class _Heartbeat(threading.Thread):
         self.join(timeout=5)
 
 
-def _stop_on_signals(stop_event: threading.Event):
-    """SIGTERM and SIGINT ask for a graceful stop; returns a function restoring the old handlers."""
+def _stop_on_signals():
+    """SIGTERM and SIGINT ask every run training in this process for a graceful stop; returns a
+    function restoring the old handlers.
+
+    SIGTERM only ever asks (``jobs.stop`` may send it again while a trainer finishes its step or
+    its scoring); a second SIGINT (Ctrl-C) raises KeyboardInterrupt, to get out at once.
+    """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {}
+    interrupts = []
 
     def handler(signum, frame):
-        if stop_event.is_set():  # a second Ctrl-C: the user really wants out
-            raise KeyboardInterrupt
-        stop_event.set()
+        if signum == signal.SIGINT:
+            interrupts.append(signum)
+            if len(interrupts) > 1:  # a second Ctrl-C: the user really wants out
+                raise KeyboardInterrupt
+        for event in _ACTIVE_STOPS:
+            event.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous[sig] = signal.signal(sig, handler)

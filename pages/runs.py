@@ -178,8 +178,9 @@ if not ui.demo():
         "Resume", icon=":material/replay:", disabled=held or run["status"] in ("queued", "running")
     ):
         done = dashboard.checkpoint_epochs(store, run_id)
+        target = jobs.resume_target(store, run_id)  # None for a completed run: offer 5 more epochs
         more = st.number_input(
-            "Train until epoch", min_value=1, value=max(done or [0]) + 5, step=1, key="runs.resume_epochs"
+            "Train until epoch", min_value=1, value=target or max(done or [0]) + 5, step=1, key="runs.resume_epochs"
         )
         if st.button("Resume in the background", key="runs.resume", type="primary", disabled=held) and not held:
             with ui.guard():

@@ -130,6 +130,22 @@ def begin_run() -> None:
     """Called by app.py at the start of every run, before the page."""
     st.session_state[ROUTED_KEY] = True
     st.session_state.pop(_VIEW_KEY, None)
+    if _served():
+        _queue_watcher(str(default_home()))
+
+
+def _served() -> bool:
+    """True under ``streamlit run``; AppTest installs a mock Runtime, and no watcher there
+    (it would outlive the test and start queued runs of the test's store)."""
+    return st.runtime.exists() and type(st.runtime.get_instance()) is st.runtime.Runtime
+
+
+@st.cache_resource(show_spinner=False)
+def _queue_watcher(home: str):
+    """Keep the job queue moving while this server lives (one Dispatcher per store)."""
+    from core import jobs
+
+    return jobs.watch(_store(home))
 
 
 def _ensure_routed() -> None:

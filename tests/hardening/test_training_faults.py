@@ -219,7 +219,7 @@ def test_kill_9_at_ten_random_moments_never_leaves_the_store_inconsistent(store,
     for kill in range(10):
         if kill:  # the same run again, three epochs further, in a new background trainer
             jobs.resume(store, run_id, epochs=done + 3, background=True)
-        total = store.get_run(run_id)["config"]["epochs"]
+        total = training.epoch_target(store.get_run(run_id)["config"])  # the launch target or the last extension
         moment = _kill_at_a_random_moment(store, run_id, rng, done)
         moments.append(moment)
         context = f"seed {seed}, kill {kill + 1} at {moment}"
