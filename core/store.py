@@ -5,7 +5,7 @@ its own short-lived connections, so several processes can read while a trainer w
 
 Layout under ``CONVGAN_HOME`` (default ``~/.convgan``)::
 
-    runs.db                 runs and metrics
+    runs.db                 runs, metrics, tags and notes (schema version in PRAGMA user_version)
     runs/<run_id>/          checkpoints/, samples/, train.log, train_state.json
     cache/                  parsed datasets, JAX compilation cache
 """
@@ -35,8 +35,12 @@ ACTIVE_STATUSES = ("queued", "running")
 # reader or writer never sees "database is locked" in practice.
 BUSY_TIMEOUT_MS = 60_000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+# The schema is versioned with SQLite's ``PRAGMA user_version``: _MIGRATIONS[i] takes a store
+# from version i to i + 1. Version 0 is a new file or a store written before versioning, whose
+# tables step 1 creates only where missing; a released step is never edited, only appended to.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: runs and metrics, as every store before versioning has them
+        """CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     family TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -57,9 +61,9 @@ CREATE TABLE IF NOT EXISTS runs (
     progress TEXT,
     metrics TEXT,
     stop_requested INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS runs_status ON runs(status, created);
-CREATE TABLE IF NOT EXISTS metrics (
+)""",
+        "CREATE INDEX IF NOT EXISTS runs_status ON runs(status, created)",
+        """CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL,
     scope TEXT NOT NULL,
     step INTEGER NOT NULL,
@@ -68,14 +72,35 @@ CREATE TABLE IF NOT EXISTS metrics (
     value REAL,
     time REAL NOT NULL,
     PRIMARY KEY (run_id, scope, step, name)
-) WITHOUT ROWID;
-"""
+) WITHOUT ROWID""",
+    ),
+    (  # 2: a free-text note per run, and tags
+        "ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''",
+        """CREATE TABLE run_tags (
+    run_id TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (run_id, tag)
+) WITHOUT ROWID""",
+        "CREATE INDEX run_tags_tag ON run_tags(tag, run_id)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+TAG_MAX_LENGTH = 40  # characters
+NOTE_MAX_LENGTH = 10_000  # characters
 
 _JSON_FIELDS = ("config", "versions", "progress", "metrics")
 _UPDATABLE = {
     "status", "error", "started", "finished", "pid", "host", "heartbeat", "device", "versions",
     "code_version", "progress", "metrics", "stop_requested", "config",
 }
+
+
+class StoreError(UserError):
+    """The store's database cannot be opened by this code (newer schema, not a database)."""
+
+
+class InvalidAnnotation(UserError):
+    """A tag or note that the store does not accept."""
 
 
 def default_home() -> Path:
@@ -103,8 +128,10 @@ class RunStore:
         self.cache_dir = self.home / "cache"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.home / "runs.db"
-        with self._connect() as conn:
-            conn.executescript(_SCHEMA)
+        try:
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"cannot open the run store {self.db_path}: {err}") from None
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.home)!r})"
@@ -120,6 +147,38 @@ class RunStore:
             yield conn
         finally:
             conn.close()
+
+    def _migrate(self) -> None:
+        """Bring the schema to :data:`SCHEMA_VERSION`, one step per transaction.
+
+        Raises:
+            StoreError: the file was written by newer code; it is left as it is.
+        """
+        with self._connect() as conn:
+            if self._check_version(conn) == SCHEMA_VERSION:
+                return
+            while True:
+                conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
+                try:
+                    version = self._check_version(conn)
+                    if version == SCHEMA_VERSION:
+                        conn.execute("COMMIT")
+                        return
+                    for statement in _MIGRATIONS[version]:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {version + 1}")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+
+    def _check_version(self, conn: sqlite3.Connection) -> int:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the run store {self.db_path} has schema version {version}, newer than this code's "
+                f"{SCHEMA_VERSION}: update ConvGAN Studio to open it, or set CONVGAN_HOME to another folder")
+        return version
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -188,7 +247,7 @@ class RunStore:
             RunNotFound: no run with that id.
         """
         with self._connect() as conn:
-            row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            row = conn.execute(f"{_SELECT_RUNS} WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFound(f"no run {run_id!r} in {self.home}: `python -m core runs` lists them")
         return _record(row)
@@ -232,9 +291,18 @@ class RunStore:
         raise RunNotFound(f"no run {ref!r} in {self.home}: `python -m core runs` lists them")
 
     def list_runs(self, *, status: str | Iterable[str] | None = None, family: str | None = None,
-                  dataset: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """Runs, newest first, optionally filtered."""
+                  dataset: str | None = None, limit: int | None = None,
+                  tag: str | Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first, optionally filtered; ``tag`` keeps the runs that have every tag given.
+
+        Raises:
+            InvalidAnnotation: a tag to filter by is not a valid tag.
+        """
         clauses, params = [], []
+        if tag is not None:
+            for name in _normalise_tags([tag] if isinstance(tag, str) else tag):
+                clauses.append("run_id IN (SELECT run_id FROM run_tags WHERE tag = ?)")
+                params.append(name)
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             clauses.append(f"status IN ({','.join('?' * len(statuses))})")
@@ -245,7 +313,7 @@ class RunStore:
         if dataset is not None:
             clauses.append("dataset = ?")
             params.append(dataset)
-        sql = "SELECT * FROM runs"
+        sql = _SELECT_RUNS
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY created DESC"
@@ -283,8 +351,73 @@ class RunStore:
             raise UserError(f"run {run_id} is {run['status']}: stop or cancel it before deleting it")
         with self.transaction() as conn:
             conn.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM run_tags WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    # ---- tags and notes ---------------------------------------------------------------------
+
+    def set_tags(self, run_id: str, tags: Iterable[str]) -> list[str]:
+        """Replace a run's tags. Tags are stripped, lower-cased, de-duplicated and sorted.
+
+        Returns:
+            The run's tags now.
+
+        Raises:
+            RunNotFound: no such run.
+            InvalidAnnotation: a tag is empty, longer than :data:`TAG_MAX_LENGTH` or has a comma;
+                nothing is changed then.
+        """
+        if isinstance(tags, str):
+            raise InvalidAnnotation("set_tags takes a list of tags, not one string")
+        names = _normalise_tags(tags)
+        with self.transaction() as conn:
+            self._require_run(conn, run_id)
+            conn.execute("DELETE FROM run_tags WHERE run_id = ?", (run_id,))
+            conn.executemany("INSERT INTO run_tags VALUES (?, ?)", [(run_id, name) for name in names])
+        return names
+
+    def add_tag(self, run_id: str, tag: str) -> list[str]:
+        """Give a run one more tag (already there: nothing changes). Returns the run's tags."""
+        [name] = _normalise_tags([tag])
+        with self.transaction() as conn:
+            self._require_run(conn, run_id)
+            conn.execute("INSERT OR IGNORE INTO run_tags VALUES (?, ?)", (run_id, name))
+            return _tags_of(conn, run_id)
+
+    def remove_tag(self, run_id: str, tag: str) -> list[str]:
+        """Take a tag off a run (not there: nothing changes). Returns the run's tags."""
+        [name] = _normalise_tags([tag])
+        with self.transaction() as conn:
+            self._require_run(conn, run_id)
+            conn.execute("DELETE FROM run_tags WHERE run_id = ? AND tag = ?", (run_id, name))
+            return _tags_of(conn, run_id)
+
+    def set_note(self, run_id: str, text: str) -> None:
+        """Set a run's note (free text, surrounding whitespace dropped); an empty text clears it.
+
+        Raises:
+            RunNotFound: no such run.
+            InvalidAnnotation: the note is longer than :data:`NOTE_MAX_LENGTH` characters.
+        """
+        if not isinstance(text, str):
+            raise InvalidAnnotation(f"a note is text, not {type(text).__name__}")
+        text = text.strip()
+        if len(text) > NOTE_MAX_LENGTH:
+            raise InvalidAnnotation(f"the note has {len(text):,} characters; a note holds at most {NOTE_MAX_LENGTH:,}")
+        with self._connect() as conn:
+            cursor = conn.execute("UPDATE runs SET note = ? WHERE run_id = ?", (text, run_id))
+        if cursor.rowcount == 0:
+            raise RunNotFound(f"no run {run_id!r} in {self.home}")
+
+    def all_tags(self) -> list[str]:
+        """Every tag some run has, sorted."""
+        with self._connect() as conn:
+            return [row["tag"] for row in conn.execute("SELECT DISTINCT tag FROM run_tags ORDER BY tag")]
+
+    def _require_run(self, conn: sqlite3.Connection, run_id: str) -> None:
+        if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+            raise RunNotFound(f"no run {run_id!r} in {self.home}")
 
     # ---- metrics ----------------------------------------------------------------------------
 
@@ -363,8 +496,33 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# Tags ride along as one comma-joined column (a tag never holds a comma).
+_SELECT_RUNS = "SELECT *, (SELECT group_concat(tag, ',') FROM run_tags t WHERE t.run_id = runs.run_id) AS tags FROM runs"
+
+
+def _normalise_tags(tags: Iterable[str]) -> list[str]:
+    names = set()
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise InvalidAnnotation(f"a tag is text, not {type(tag).__name__}")
+        name = " ".join(tag.split()).lower()
+        if not name:
+            raise InvalidAnnotation("a tag cannot be empty")
+        if len(name) > TAG_MAX_LENGTH:
+            raise InvalidAnnotation(f"tag {name[:TAG_MAX_LENGTH]!r}... is {len(name)} characters; a tag holds at most {TAG_MAX_LENGTH}")
+        if "," in name:
+            raise InvalidAnnotation(f"tag {name!r} has a comma: give several tags separately")
+        names.add(name)
+    return sorted(names)
+
+
+def _tags_of(conn: sqlite3.Connection, run_id: str) -> list[str]:
+    return [row["tag"] for row in conn.execute("SELECT tag FROM run_tags WHERE run_id = ? ORDER BY tag", (run_id,))]
+
+
 def _record(row: sqlite3.Row) -> dict[str, Any]:
     record = dict(row)
+    record["tags"] = sorted(record["tags"].split(",")) if record["tags"] else []
     for key in _JSON_FIELDS:
         record[key] = json.loads(record[key]) if record[key] else ({} if key != "versions" else None)
     for key in ("created", "started", "finished", "heartbeat"):
