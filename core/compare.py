@@ -172,9 +172,10 @@ def differing_params(runs: Sequence[Mapping[str, Any]]) -> tuple[list[str], list
 def final_metrics(run: Mapping[str, Any], latest: Mapping[str, Any] | None = None) -> dict[str, float]:
     """A run's final numbers: its recorded final metrics (test accuracy, GAN scores, ...) over the
     last value of each epoch metric (``latest``, from ``RunStore.latest_metrics``)."""
-    values = {name: _number(value) for name, value in (latest or {}).items()}
-    values.update({name: _number(value) for name, value in (run.get("metrics") or {}).items()})
-    return {name: value for name, value in values.items() if value is not None}
+    values = {}
+    for source in (latest or {}, run.get("metrics") or {}):
+        values.update({name: _number(value) for name, value in source.items() if _number(value) is not None})
+    return values
 
 
 def parallel_dimensions(

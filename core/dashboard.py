@@ -119,6 +119,26 @@ def resume(store: RunStore, run_id: str, epochs: int | None = None) -> dict[str,
     return jobs.resume(store, run_id, epochs=epochs, background=True)
 
 
+def save_annotations(store: RunStore, run_id: str, tags: Sequence[str], note: str) -> list[str]:
+    """Set a run's tags and note together (both checked before either is written).
+
+    Returns:
+        The run's tags as stored (normalised: lower-case, sorted).
+
+    Raises:
+        ReadOnlyError: demo mode.
+        InvalidAnnotation: a tag or the note is not accepted; the run is unchanged.
+    """
+    from core.store import NOTE_MAX_LENGTH, InvalidAnnotation
+
+    require_writable("editing tags and notes")
+    if len(note.strip()) > NOTE_MAX_LENGTH:
+        raise InvalidAnnotation(f"the note has {len(note.strip()):,} characters; a note holds at most {NOTE_MAX_LENGTH:,}")
+    saved = store.set_tags(run_id, tags)
+    store.set_note(run_id, note)
+    return saved
+
+
 def delete(store: RunStore, run_id: str) -> None:
     """Delete a finished run and its files."""
     require_writable("deleting runs")

@@ -120,7 +120,7 @@ if compared:
             "Metrics",
             names,
             max_selections=6,
-            key=view.bind(Param("metrics", list, compare.default_metrics(names), choices=names)),
+            key=view.bind(Param("metric", list, compare.default_metrics(names), choices=names)),
         )
         smoothing = controls[2].slider(
             "Smoothing",
@@ -203,7 +203,7 @@ head[0].markdown(
     f"**{run_id}** · {run['model']} on {dashboard.dataset_label(run['dataset'])} · seed {run['seed']} · "
     f"{run['device'] or 'device not recorded yet'} · "
     f"training {dashboard.format_seconds(compare.training_seconds(store, run_id))} · "
-    f"wall {dashboard.format_seconds(compare.wall_seconds(run))}"
+    f"wall {dashboard.format_seconds(compare.wall_seconds(by_id[run_id]))}"
 )
 head[1].badge(run["status"], color=dashboard.STATUS_COLORS.get(run["status"], "gray"))
 if run["error"]:
@@ -256,6 +256,35 @@ if not ui.demo():
                 st.session_state.pop(view.key("run"), None)
                 st.query_params.pop("run", None)  # the next run opens the newest run, no stale-link notice
                 st.rerun()
+
+annotations = st.container(border=True)
+if ui.demo():
+    annotations.markdown(
+        "**Tags:** " + (" ".join(f"`{tag}`" for tag in run.get("tags") or []) or "none")
+        + (f"  \n**Note:** {run['note']}" if run.get("note") else "")
+    )
+else:
+    if st.session_state.get("runs.annotated") != run_id:  # another run picked: its tags and note
+        st.session_state["runs.annotated"] = run_id
+        st.session_state["runs.tags"] = list(run.get("tags") or [])
+        st.session_state["runs.note"] = run.get("note") or ""
+    edit = annotations.columns([2, 3, 1], vertical_alignment="bottom")
+    new_tags = edit[0].multiselect(
+        "Tags",
+        sorted({*all_tags, *st.session_state["runs.tags"]}),
+        accept_new_options=True,
+        key="runs.tags",
+        placeholder="type a tag, Enter to add",
+    )
+    note = edit[1].text_area("Note", key="runs.note", height=68, placeholder="what this run tried, what it showed")
+    if edit[2].button("Save", key="runs.save_annotations", icon=":material/save:"):
+        with ui.guard():
+            st.session_state["runs.saved_tags"] = dashboard.save_annotations(store, run_id, new_tags, note)
+            st.session_state["runs.annotated"] = None  # reload them as stored (tags normalised)
+            st.rerun()
+    if "runs.saved_tags" in st.session_state:
+        st.session_state.pop("runs.saved_tags")
+        annotations.success("Tags and note saved.", icon=":material/check:")
 
 tabs = st.tabs(
     dashboard.RUN_TABS, key=view.bind(Param("tab", str, dashboard.RUN_TABS[0], choices=dashboard.RUN_TABS)), on_change="rerun"
