@@ -97,6 +97,12 @@ def default_metrics(names: Sequence[str]) -> list[str]:
     return chosen or list(names[:1])
 
 
+def default_final(names: Sequence[str]) -> str:
+    """The final metric a parallel-coordinates view opens with: a test score before a validation one."""
+    preferred = ("test_accuracy", "fid_cls", "val_accuracy", "kid_cls", "test_loss", "val_loss", "loss")
+    return next((name for name in preferred if name in names), names[0])
+
+
 def chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
     """``items`` in rows of at most ``size`` (a grid that wraps)."""
     return [list(items[start:start + size]) for start in range(0, len(items), size)]
@@ -202,7 +208,7 @@ def parallel_dimensions(
     for name in names:
         values = [row[name] for row in rows]
         if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
-            dimensions.append({"label": name, "values": [float(value) for value in values]})
+            dimensions.append({"label": name, "values": [float(value) for value in values], "tickformat": ".4g"})
         else:
             texts = sorted({str(value) for value in values})
             dimensions.append({
@@ -211,7 +217,9 @@ def parallel_dimensions(
                 "tickvals": list(range(len(texts))),
                 "ticktext": texts,
             })
-    dimensions.append({"label": metric, "values": [finals[run["run_id"]][metric] for run in kept]})
+    dimensions.append(
+        {"label": metric, "values": [finals[run["run_id"]][metric] for run in kept], "tickformat": ".4g"}
+    )
     return dimensions, left_out
 
 

@@ -225,7 +225,17 @@ def compare_runs(
     title = names[0] if len(names) == 1 else f"{len(names)} metrics"
     if smoothing > 0:
         title += f" (smoothed {smoothing:g}, raw faint)"
-    return _layout(figure, title, height=height or 340 * nrows + 40)
+    # Title, then the legend (about three run ids a row), then the subplot titles: each gets its
+    # own band above the plots so none covers another.
+    legend_rows = math.ceil(max(1, len(shown_in_legend)) / 3)
+    top = 40 + 24 * legend_rows + 30
+    height = height or 320 * nrows + top
+    figure = _layout(figure, title, height=height)
+    figure.update_layout(
+        margin={**_MARGIN, "t": top},
+        legend={**_LEGEND, "yref": "container", "y": 1 - 40 / height, "yanchor": "top"},
+    )
+    return figure
 
 
 def parallel_coordinates(dimensions: Sequence[Mapping[str, Any]], metric: str, *, height: int = 420) -> go.Figure:
@@ -241,12 +251,11 @@ def parallel_coordinates(dimensions: Sequence[Mapping[str, Any]], metric: str, *
         go.Parcoords(
             dimensions=[dict(dimension) for dimension in dimensions],
             line={"color": values, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": metric}},
-            labelangle=-20,
             labelside="bottom",
         )
     )
     figure = _layout(figure, f"Config against final {metric} ({len(values)} runs)", height=height)
-    figure.update_layout(margin={"l": 60, "r": 40, "t": 90, "b": 60})
+    figure.update_layout(margin={"l": 60, "r": 40, "t": 90, "b": 70})
     return figure
 
 

@@ -34,7 +34,7 @@ run_ids = [run["run_id"] for run in runs]
 by_id = {run["run_id"]: run for run in runs}
 
 # ---- table -------------------------------------------------------------------------------------
-filters = st.columns([3, 1, 2, 2, 2, 2])
+filters = st.columns([3, 1, 2, 3, 2, 2])
 statuses = filters[0].multiselect(
     "Status", STATUSES, key=view.bind(Param("status", list, [], choices=STATUSES))
 )
@@ -100,7 +100,7 @@ compared = st.multiselect(
 )
 if compared:
     colors = compare.run_colors(compared)
-    controls = st.columns([4, 2, 2, 1])
+    controls = st.columns([4, 3, 2, 1])
     x_axis = controls[1].segmented_control(
         "x axis",
         compare.X_AXES,
@@ -183,7 +183,7 @@ if final_names:
     final_metric = st.selectbox(
         "Final metric",
         final_names,
-        key=view.bind(Param("final", str).with_choices(final_names, default=compare.default_metrics(final_names)[0])),
+        key=view.bind(Param("final", str).with_choices(final_names, default=compare.default_final(final_names))),
         help="over the runs the table shows: change its filters to change the lines",
     )
     dimensions, left_out = compare.parallel_dimensions(shown, finals, final_metric)

@@ -75,7 +75,9 @@ def test_compare_figure_smooths_every_curve_over_its_faint_raw_curve_one_colour_
     assert all(len(found) == 1 for found in colors.values()) and colors["a"] != colors["b"]
     assert figure.layout.yaxis.type == "log" and figure.layout.yaxis2.type == "log"
     assert figure.layout.yaxis.title.text == "loss" and figure.layout.xaxis.title.text == "step"
-    assert figure.layout.legend.y > 1 and figure.layout.legend.orientation == "h"  # above, not on an axis title
+    legend, height, top = figure.layout.legend, figure.layout.height, figure.layout.margin.t
+    # Horizontal, in the band above the plots (below the title): never on an axis title.
+    assert legend.orientation == "h" and legend.yref == "container" and 30 < (1 - legend.y) * height < top
 
 
 def test_run_colors_are_distinct_and_follow_the_order():
@@ -127,6 +129,11 @@ def test_samples_wrap_in_rows_with_readable_captions():
     assert compare.chunks(list("abcdefg"), compare.SAMPLE_COLUMNS) == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
     caption = compare.sample_caption(_run("dcgan-1", {"model": "dcgan"}), 7)
     assert caption.startswith("**dcgan-1**") and "dcgan on digits" in caption and "epoch 7" in caption
+
+
+def test_default_final_prefers_a_test_score():
+    assert compare.default_final(["fid_cls", "test_accuracy", "val_accuracy"]) == "test_accuracy"
+    assert compare.default_final(["zeta"]) == "zeta"
 
 
 def test_default_metrics_pick_an_accuracy_and_a_loss():

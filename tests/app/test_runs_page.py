@@ -108,7 +108,9 @@ def test_compare_draws_each_run_in_one_colour_labels_charts_and_names_runs_witho
     assert set(colors) == {classifier, gan}
     assert all(len(found) == 1 for found in colors.values()) and colors[classifier] != colors[gan]
     layout = spec["layout"]
-    assert layout["legend"]["orientation"] == "h" and layout["legend"]["y"] > 1  # above the plot area
+    legend = layout["legend"]  # horizontal, in the band above the plot area and under the title
+    assert legend["orientation"] == "h" and legend["yref"] == "container"
+    assert 30 < (1 - legend["y"]) * layout["height"] < layout["margin"]["t"]
     assert layout["title"]["text"]
     for axis in ("xaxis", "xaxis2", "xaxis3", "yaxis", "yaxis2", "yaxis3"):
         assert layout[axis]["title"]["text"], axis
