@@ -20,8 +20,22 @@ from core.store import RunStore
 
 # Distinct colours (Tableau 10, then Plotly's D3 extras) for up to 16 compared runs.
 PALETTE = (
-    "#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F", "#EDC948", "#B07AA1", "#FF9DA7",
-    "#9C755F", "#BAB0AC", "#17BECF", "#BCBD22", "#8C564B", "#E377C2", "#7F7F7F", "#1F77B4",
+    "#4E79A7",
+    "#F28E2B",
+    "#E15759",
+    "#76B7B2",
+    "#59A14F",
+    "#EDC948",
+    "#B07AA1",
+    "#FF9DA7",
+    "#9C755F",
+    "#BAB0AC",
+    "#17BECF",
+    "#BCBD22",
+    "#8C564B",
+    "#E377C2",
+    "#7F7F7F",
+    "#1F77B4",
 )
 # What the x axis of a compare chart can be: global step, epoch, or seconds since the run started.
 X_AXES = ("step", "epoch", "time")
@@ -105,7 +119,7 @@ def default_final(names: Sequence[str]) -> str:
 
 def chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
     """``items`` in rows of at most ``size`` (a grid that wraps)."""
-    return [list(items[start:start + size]) for start in range(0, len(items), size)]
+    return [list(items[start : start + size]) for start in range(0, len(items), size)]
 
 
 def sample_caption(run: Mapping[str, Any], epoch: int) -> str:
@@ -113,7 +127,9 @@ def sample_caption(run: Mapping[str, Any], epoch: int) -> str:
     return f"**{run['run_id']}**  \n{run['model']} on {run['dataset']} · epoch {epoch}"
 
 
-def missing(tables: Mapping[str, Mapping[str, Sequence[Any]]], metrics: Sequence[str]) -> dict[str, list[str]]:
+def missing(
+    tables: Mapping[str, Mapping[str, Sequence[Any]]], metrics: Sequence[str]
+) -> dict[str, list[str]]:
     """The compared runs that lack each metric (no column, or only empty values).
 
     Returns:
@@ -135,8 +151,10 @@ def missing_caption(lacking: Mapping[str, Sequence[str]]) -> str | None:
     """One sentence naming the runs each chart leaves out, or None when none is left out."""
     if not lacking:
         return None
-    parts = [f"{', '.join(run_ids)} {'has' if len(run_ids) == 1 else 'have'} no {metric}"
-             for metric, run_ids in lacking.items()]
+    parts = [
+        f"{', '.join(run_ids)} {'has' if len(run_ids) == 1 else 'have'} no {metric}"
+        for metric, run_ids in lacking.items()
+    ]
     return "Not drawn: " + "; ".join(parts) + "."
 
 
@@ -165,13 +183,19 @@ def differing_params(runs: Sequence[Mapping[str, Any]]) -> tuple[list[str], list
         differing), and one row per run: ``{"run": run_id, name: value or None, ...}``.
     """
     flats = [
-        {key: value for key, value in flatten_config(run.get("config") or {}).items()
-         if key.split(".")[0] not in _NOT_HYPERPARAMETERS}
+        {
+            key: value
+            for key, value in flatten_config(run.get("config") or {}).items()
+            if key.split(".")[0] not in _NOT_HYPERPARAMETERS
+        }
         for run in runs
     ]
     keys = sorted({key for flat in flats for key in flat})
     names = [key for key in keys if len({repr(flat.get(key)) for flat in flats}) > 1]
-    rows = [{"run": run["run_id"], **{name: flat.get(name) for name in names}} for run, flat in zip(runs, flats, strict=True)]
+    rows = [
+        {"run": run["run_id"], **{name: flat.get(name) for name in names}}
+        for run, flat in zip(runs, flats, strict=True)
+    ]
     return names, rows
 
 
@@ -208,18 +232,18 @@ def parallel_dimensions(
     for name in names:
         values = [row[name] for row in rows]
         if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
-            dimensions.append({"label": name, "values": [float(value) for value in values], "tickformat": ".4g"})
+            dimensions.append({"label": name, "values": [float(value) for value in values]})
         else:
             texts = sorted({str(value) for value in values})
-            dimensions.append({
-                "label": name,
-                "values": [texts.index(str(value)) for value in values],
-                "tickvals": list(range(len(texts))),
-                "ticktext": texts,
-            })
-    dimensions.append(
-        {"label": metric, "values": [finals[run["run_id"]][metric] for run in kept], "tickformat": ".4g"}
-    )
+            dimensions.append(
+                {
+                    "label": name,
+                    "values": [texts.index(str(value)) for value in values],
+                    "tickvals": list(range(len(texts))),
+                    "ticktext": texts,
+                }
+            )
+    dimensions.append({"label": metric, "values": [finals[run["run_id"]][metric] for run in kept]})
     return dimensions, left_out
 
 
@@ -233,8 +257,11 @@ def training_seconds(store: RunStore, run_id: str) -> float | None:
     queueing, loading, compiling, final scoring and the gaps between a stop and a resume do not
     count, and a resumed run adds its new epochs to the old ones. None before the first epoch ends.
     """
-    seconds = [row["value"] for row in store.metrics(run_id, scope="epoch")
-               if row["name"] == "epoch_seconds" and _number(row["value"]) is not None]
+    seconds = [
+        row["value"]
+        for row in store.metrics(run_id, scope="epoch")
+        if row["name"] == "epoch_seconds" and _number(row["value"]) is not None
+    ]
     return float(sum(seconds)) if seconds else None
 
 

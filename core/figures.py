@@ -193,7 +193,7 @@ def compare_runs(
     ncols = 1 if len(names) == 1 else 2
     nrows = math.ceil(len(names) / ncols)
     figure = make_subplots(
-        rows=nrows, cols=ncols, subplot_titles=names, vertical_spacing=min(0.3, 0.5 / nrows), horizontal_spacing=0.08
+        rows=nrows, cols=ncols, subplot_titles=names if len(names) > 1 else None, vertical_spacing=min(0.3, 0.5 / nrows), horizontal_spacing=0.08
     )
     shown_in_legend: set[str] = set()
     for index, name in enumerate(names):

@@ -34,7 +34,7 @@ run_ids = [run["run_id"] for run in runs]
 by_id = {run["run_id"]: run for run in runs}
 
 # ---- table -------------------------------------------------------------------------------------
-filters = st.columns([3, 1, 2, 3, 2, 2])
+filters = st.columns([3, 2, 2, 3, 2, 2])
 statuses = filters[0].multiselect(
     "Status", STATUSES, key=view.bind(Param("status", list, [], choices=STATUSES))
 )
@@ -69,9 +69,26 @@ st.dataframe(
     key="runs.table",
     placeholder="—",  # test accuracy of a GAN, fid_cls of a classifier
     column_order=[
-        "run", "status", "family", "model", "dataset", "epochs", "tags", "test_accuracy", "test_loss",
-        "fid_cls", "kid_cls", "precision", "recall", "label_accuracy", "scored by", "training_s", "wall_s",
-        "img/s", "device", "created",
+        "run",
+        "status",
+        "family",
+        "model",
+        "dataset",
+        "epochs",
+        "tags",
+        "test_accuracy",
+        "test_loss",
+        "fid_cls",
+        "kid_cls",
+        "precision",
+        "recall",
+        "label_accuracy",
+        "scored by",
+        "training_s",
+        "wall_s",
+        "img/s",
+        "device",
+        "created",
     ],
     column_config={
         "tags": st.column_config.ListColumn("tags"),
@@ -133,7 +150,9 @@ if compared:
         log_y = controls[3].toggle("log y", key=view.bind(Param("logy", bool, False)))
         if chosen:
             st.plotly_chart(
-                figures.compare_runs(tables, chosen, x=x_axis, smoothing=smoothing, log_y=log_y, colors=colors),
+                figures.compare_runs(
+                    tables, chosen, x=x_axis, smoothing=smoothing, log_y=log_y, colors=colors
+                ),
                 key="runs.overlay",
             )
             lacking = compare.missing_caption(compare.missing(tables, chosen))
@@ -171,7 +190,9 @@ if compared:
                     with column, st.container(border=True):
                         st.markdown(compare.sample_caption(by_id[run_id], epoch))
                         ui.image(
-                            dashboard.enlarge(load_png(dashboard.sample_epochs(store.run_dir(run_id))[epoch]), 240),
+                            dashboard.enlarge(
+                                load_png(dashboard.sample_epochs(store.run_dir(run_id))[epoch]), 240
+                            ),
                             width="stretch",
                         )
 
@@ -183,13 +204,17 @@ if final_names:
     final_metric = st.selectbox(
         "Final metric",
         final_names,
-        key=view.bind(Param("final", str).with_choices(final_names, default=compare.default_final(final_names))),
+        key=view.bind(
+            Param("final", str).with_choices(final_names, default=compare.default_final(final_names))
+        ),
         help="over the runs the table shows: change its filters to change the lines",
     )
     dimensions, left_out = compare.parallel_dimensions(shown, finals, final_metric)
     st.plotly_chart(figures.parallel_coordinates(dimensions, final_metric), key="runs.parallel")
     if left_out:
-        st.caption(f"Not drawn: {', '.join(left_out)} {'has' if len(left_out) == 1 else 'have'} no {final_metric}.")
+        st.caption(
+            f"Not drawn: {', '.join(left_out)} {'has' if len(left_out) == 1 else 'have'} no {final_metric}."
+        )
 else:
     st.caption("No run in the table has a final metric yet.")
 
@@ -260,7 +285,8 @@ if not ui.demo():
 annotations = st.container(border=True)
 if ui.demo():
     annotations.markdown(
-        "**Tags:** " + (" ".join(f"`{tag}`" for tag in run.get("tags") or []) or "none")
+        "**Tags:** "
+        + (" ".join(f"`{tag}`" for tag in run.get("tags") or []) or "none")
         + (f"  \n**Note:** {run['note']}" if run.get("note") else "")
     )
 else:
@@ -276,7 +302,9 @@ else:
         key="runs.tags",
         placeholder="type a tag, Enter to add",
     )
-    note = edit[1].text_area("Note", key="runs.note", height=68, placeholder="what this run tried, what it showed")
+    note = edit[1].text_area(
+        "Note", key="runs.note", height=68, placeholder="what this run tried, what it showed"
+    )
     if edit[2].button("Save", key="runs.save_annotations", icon=":material/save:"):
         with ui.guard():
             st.session_state["runs.saved_tags"] = dashboard.save_annotations(store, run_id, new_tags, note)
@@ -287,7 +315,9 @@ else:
         annotations.success("Tags and note saved.", icon=":material/check:")
 
 tabs = st.tabs(
-    dashboard.RUN_TABS, key=view.bind(Param("tab", str, dashboard.RUN_TABS[0], choices=dashboard.RUN_TABS)), on_change="rerun"
+    dashboard.RUN_TABS,
+    key=view.bind(Param("tab", str, dashboard.RUN_TABS[0], choices=dashboard.RUN_TABS)),
+    on_change="rerun",
 )
 with tabs[0]:
     table = store.metric_table(run_id, "epoch")
@@ -297,11 +327,13 @@ with tabs[0]:
     cols = st.columns(2)
     if losses:
         cols[0].plotly_chart(
-            figures.curves(table, losses, x="epoch", title=f"{run_id}: losses", y_title="loss"), key="runs.loss"
+            figures.curves(table, losses, x="epoch", title=f"{run_id}: losses", y_title="loss"),
+            key="runs.loss",
         )
     if others:
         cols[1].plotly_chart(
-            figures.curves(table, others, x="epoch", title=f"{run_id}: metrics", y_title="value"), key="runs.metrics"
+            figures.curves(table, others, x="epoch", title=f"{run_id}: metrics", y_title="value"),
+            key="runs.metrics",
         )
     if not losses and not others:
         st.caption("No metrics logged yet.")

@@ -8,8 +8,14 @@ from core.store import RunStore
 
 
 def _run(run_id, config, metrics=None, **times):
-    return {"run_id": run_id, "model": config.get("model", "convnet"), "dataset": "digits", "config": config,
-            "metrics": metrics or {}, **times}
+    return {
+        "run_id": run_id,
+        "model": config.get("model", "convnet"),
+        "dataset": "digits",
+        "config": config,
+        "metrics": metrics or {},
+        **times,
+    }
 
 
 def test_differing_params_keeps_only_fields_that_differ_nested_and_missing_included():
@@ -36,7 +42,11 @@ def test_missing_names_each_run_lacking_a_metric():
     lacking = compare.missing(tables, ["val_accuracy", "loss", "g_loss"])
     assert lacking == {"val_accuracy": ["gan"], "loss": ["gan"], "g_loss": ["cls"]}
     caption = compare.missing_caption(lacking)
-    assert caption.startswith("Not drawn: ") and "gan has no val_accuracy" in caption and "cls has no g_loss" in caption
+    assert (
+        caption.startswith("Not drawn: ")
+        and "gan has no val_accuracy" in caption
+        and "cls has no g_loss" in caption
+    )
     assert compare.missing(tables, ["step"]) == {} and compare.missing_caption({}) is None
 
 
@@ -106,7 +116,12 @@ def test_parallel_dimensions_use_differing_config_and_leave_out_runs_without_the
         _run("c", {"model": "convnet", "lr": 0.001, "optimizer": "adam"}),
         _run("g", {"model": "dcgan", "lr": 0.5}),
     ]
-    finals = {"a": {"test_accuracy": 0.9}, "b": {"test_accuracy": 0.7}, "c": {"test_accuracy": 0.8}, "g": {"fid_cls": 30.0}}
+    finals = {
+        "a": {"test_accuracy": 0.9},
+        "b": {"test_accuracy": 0.7},
+        "c": {"test_accuracy": 0.8},
+        "g": {"fid_cls": 30.0},
+    }
     dimensions, left_out = compare.parallel_dimensions(runs, finals, "test_accuracy")
     assert left_out == ["g"]
     assert [d["label"] for d in dimensions] == ["lr", "optimizer", "test_accuracy"]
@@ -121,12 +136,18 @@ def test_parallel_dimensions_use_differing_config_and_leave_out_runs_without_the
 def test_final_metrics_prefer_recorded_finals_and_keep_only_numbers():
     run = _run("a", {}, {"test_accuracy": 0.9, "confusion_matrix": [[1]], "reference_run": "x", "loss": None})
     assert compare.final_metrics(run, {"loss": 0.3, "val_accuracy": 0.85}) == {
-        "loss": 0.3, "val_accuracy": 0.85, "test_accuracy": 0.9,
+        "loss": 0.3,
+        "val_accuracy": 0.85,
+        "test_accuracy": 0.9,
     }
 
 
 def test_samples_wrap_in_rows_with_readable_captions():
-    assert compare.chunks(list("abcdefg"), compare.SAMPLE_COLUMNS) == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
+    assert compare.chunks(list("abcdefg"), compare.SAMPLE_COLUMNS) == [
+        ["a", "b", "c"],
+        ["d", "e", "f"],
+        ["g"],
+    ]
     caption = compare.sample_caption(_run("dcgan-1", {"model": "dcgan"}), 7)
     assert caption.startswith("**dcgan-1**") and "dcgan on digits" in caption and "epoch 7" in caption
 

@@ -34,26 +34,49 @@ def stored(tmp_path_factory):
     store = RunStore(home)
     ids = []
     for index, (model, family, learning_rate, batch_size) in enumerate(RUNS):
-        config = {"model": model, "dataset": "digits", "epochs": 3, "learning_rate": learning_rate,
-                  "batch_size": batch_size, "data": {"class_names": CLASSES}}
-        run_id = store.create_run(family=family, model=model, dataset="digits", config=config, status="completed")
+        config = {
+            "model": model,
+            "dataset": "digits",
+            "epochs": 3,
+            "learning_rate": learning_rate,
+            "batch_size": batch_size,
+            "data": {"class_names": CLASSES},
+        }
+        run_id = store.create_run(
+            family=family, model=model, dataset="digits", config=config, status="completed"
+        )
         for epoch in (1, 2, 3):
             if family == "classifier":
-                values = {"loss": 1.0 / epoch + index, "val_accuracy": 0.5 + 0.1 * epoch, "epoch_seconds": 1.5}
+                values = {
+                    "loss": 1.0 / epoch + index,
+                    "val_accuracy": 0.5 + 0.1 * epoch,
+                    "epoch_seconds": 1.5,
+                }
             else:
-                values = {"g_loss": 2.0 / epoch, "d_loss": 1.0, "fid_cls": 50.0 / epoch + index, "epoch_seconds": 2.0}
-                images.save_png(np.full((8, 8, 1), 40 * epoch, np.uint8),
-                                store.run_dir(run_id) / "samples" / f"epoch_{epoch:03d}.png")
+                values = {
+                    "g_loss": 2.0 / epoch,
+                    "d_loss": 1.0,
+                    "fid_cls": 50.0 / epoch + index,
+                    "epoch_seconds": 2.0,
+                }
+                images.save_png(
+                    np.full((8, 8, 1), 40 * epoch, np.uint8),
+                    store.run_dir(run_id) / "samples" / f"epoch_{epoch:03d}.png",
+                )
             store.log_metrics(run_id, values, step=epoch * 10, epoch=epoch, scope="epoch")
         if family == "classifier":
             matrix = np.eye(10, dtype=int) * 30
             matrix[2, 0], matrix[7, 1] = 3, 2
-            store.update_run(run_id, metrics={"test_accuracy": 0.8 + index / 100, "confusion_matrix": matrix.tolist()})
+            store.update_run(
+                run_id, metrics={"test_accuracy": 0.8 + index / 100, "confusion_matrix": matrix.tolist()}
+            )
         else:
             store.update_run(run_id, metrics={"fid_cls": 30.0 + index})
         ids.append(run_id)
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")]
+    )
     (store.run_dir(ids[0]) / "checkpoints").mkdir()
     model.save(store.run_dir(ids[0]) / "checkpoints" / "epoch_003.keras")
     return home, ids
@@ -115,7 +138,9 @@ def test_compare_draws_each_run_in_one_colour_labels_charts_and_names_runs_witho
     for axis in ("xaxis", "xaxis2", "xaxis3", "yaxis", "yaxis2", "yaxis3"):
         assert layout[axis]["title"]["text"], axis
     captions = [caption.value for caption in at.caption]
-    assert any(f"{gan} has no val_accuracy" in c and f"{classifier} has no fid_cls" in c for c in captions), captions
+    assert any(f"{gan} has no val_accuracy" in c and f"{classifier} has no fid_cls" in c for c in captions), (
+        captions
+    )
     single = _spec(at, "runs.loss")  # the run's own charts are labelled too
     assert single["layout"]["title"]["text"] and single["layout"]["yaxis"]["title"]["text"]
     assert single["layout"]["xaxis"]["title"]["text"] == "epoch"
@@ -199,7 +224,9 @@ def test_gan_samples_wrap_in_rows_of_three_with_run_model_and_epoch(home):
     captions = [m.value for m in at.markdown if m.value.startswith("**") and "· epoch 2" in m.value]
     assert len(captions) == 4
     for run_id, caption in zip(gans, captions, strict=True):
-        assert caption.startswith(f"**{run_id}**") and ("dcgan on digits" in caption or "cgan on digits" in caption)
+        assert caption.startswith(f"**{run_id}**") and (
+            "dcgan on digits" in caption or "cgan on digits" in caption
+        )
     rows = _sample_rows(at, captions)
     assert [len(row) for row in rows] == [3, 1]
 
@@ -210,7 +237,9 @@ def _sample_rows(at, captions):
 
     def walk(node):
         children = list(getattr(node, "children", {}).values())
-        if getattr(node, "type", None) == "horizontal" or (children and all(getattr(c, "type", None) == "column" for c in children)):
+        if getattr(node, "type", None) == "horizontal" or (
+            children and all(getattr(c, "type", None) == "column" for c in children)
+        ):
             row = [m.value for c in children for m in _markdowns(c) if m.value in captions]
             if row:
                 rows.append(row)
