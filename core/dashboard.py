@@ -120,6 +120,26 @@ def resume(store: RunStore, run_id: str, epochs: int | None = None) -> dict[str,
     return jobs.resume(store, run_id, epochs=epochs, background=True)
 
 
+def save_annotations(store: RunStore, run_id: str, tags: Sequence[str], note: str) -> list[str]:
+    """Set a run's tags and note together (both checked before either is written).
+
+    Returns:
+        The run's tags as stored (normalised: lower-case, sorted).
+
+    Raises:
+        ReadOnlyError: demo mode.
+        InvalidAnnotation: a tag or the note is not accepted; the run is unchanged.
+    """
+    from core.store import NOTE_MAX_LENGTH, InvalidAnnotation
+
+    require_writable("editing tags and notes")
+    if len(note.strip()) > NOTE_MAX_LENGTH:
+        raise InvalidAnnotation(f"the note has {len(note.strip()):,} characters; a note holds at most {NOTE_MAX_LENGTH:,}")
+    saved = store.set_tags(run_id, tags)
+    store.set_note(run_id, note)
+    return saved
+
+
 def delete(store: RunStore, run_id: str) -> None:
     """Delete a finished run and its files."""
     require_writable("deleting runs")
@@ -247,11 +267,20 @@ def format_seconds(seconds: float | None) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def run_rows(runs: Iterable[dict[str, Any]], now: float | None = None) -> list[dict[str, Any]]:
-    """One flat row per run for a table: status, model, dataset, key metrics, the classifier run
-    that scored a GAN (``scored by``), duration, device, img/s."""
+def run_rows(
+    runs: Iterable[dict[str, Any]], now: float | None = None, training: dict[str, float | None] | None = None
+) -> list[dict[str, Any]]:
+    """One flat row per run for a table: status, model, dataset, tags, key metrics, the classifier
+    run that scored a GAN (``scored by``), durations, device, img/s.
+
+    Durations: ``duration_s`` from start to end (as before), ``training_s`` the time spent in
+    epochs (``training``, from ``core.compare.training_seconds``; None when not given) and
+    ``wall_s`` from creation to end (``core.compare.wall_seconds``).
+    """
+    from core.compare import wall_seconds
     from core.training import epoch_target
 
+    training = training or {}
     rows = []
     for run in runs:
         metrics = run.get("metrics") or {}
@@ -264,6 +293,7 @@ def run_rows(runs: Iterable[dict[str, Any]], now: float | None = None) -> list[d
             "model": run["model"],
             "dataset": dataset_label(run["dataset"]),
             "epochs": f"{progress.get('epoch', 0)}/{epochs}" if epochs else "",
+            "tags": list(run.get("tags") or []),
         }
         for key in _KEY_METRICS:
             value = metrics.get(key)
@@ -273,6 +303,9 @@ def run_rows(runs: Iterable[dict[str, Any]], now: float | None = None) -> list[d
         row["img/s"] = float(speed) if isinstance(speed, (int, float)) else None
         seconds = duration_seconds(run, now)
         row["duration_s"] = round(seconds, 1) if seconds is not None else None
+        trained, wall = training.get(run["run_id"]), wall_seconds(run, now)
+        row["training_s"] = round(trained, 1) if trained is not None else None
+        row["wall_s"] = round(wall, 1) if wall is not None else None
         row["device"] = run.get("device") or ""
         row["created"] = run.get("created") or ""
         rows.append(row)
@@ -587,7 +620,9 @@ FIELD_HELP: dict[str, tuple[str, str]] = {
 }
 
 
-SORT_KEYS = ("created", "test_accuracy", "fid_cls", "duration_s", "img/s", "status", "model")
+# The tabs of the Runs page's run detail (``?tab=``).
+RUN_TABS = ("Curves", "Results", "Config")
+SORT_KEYS = ("created", "test_accuracy", "fid_cls", "training_s", "wall_s", "duration_s", "img/s", "status", "model")
 
 
 def sort_rows(rows: list[dict[str, Any]], key: str, descending: bool = True) -> list[dict[str, Any]]:
@@ -604,8 +639,10 @@ def filter_runs(
     family: str = "all",
     dataset: str = "all",
     text: str = "",
+    tags: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Runs matching the Runs page filters (empty filters match everything)."""
+    """Runs matching the Runs page filters (empty filters match everything; a run matches
+    ``tags`` when it has every one of them)."""
     text = text.strip().lower()
     return [
         run
@@ -614,6 +651,7 @@ def filter_runs(
         and (family == "all" or run["family"] == family)
         and (dataset == "all" or run["dataset"] == dataset)
         and (not text or text in run["run_id"].lower() or text in run["model"].lower())
+        and set(tags) <= set(run.get("tags") or [])
     ]
 
 

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+_MARGIN = {"l": 10, "r": 10, "t": 90, "b": 10}
+# Legends sit above the plot area, under the title, so they never cover an axis title.
+_LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0}
 _SPLIT_COLORS = {"train": "#4C78A8", "test": "#F58518"}
 _CHANNEL_COLORS = {"gray": "#555555", "red": "#E45756", "green": "#54A24B", "blue": "#4C78A8"}
 
@@ -51,7 +53,11 @@ def _epoch_axis(xs: Sequence[Any]) -> dict[str, Any]:
 
 def _layout(figure: go.Figure, title: str | None = None, height: int = 320, **layout: Any) -> go.Figure:
     figure.update_layout(
-        title=title, height=height, margin=_MARGIN, legend={"orientation": "h", "y": -0.2}, **layout
+        title={"text": title, "y": 0.98, "yanchor": "top", "yref": "container"} if title else None,
+        height=height,
+        margin=_MARGIN,
+        legend=_LEGEND,
+        **layout,
     )
     return figure
 
@@ -99,6 +105,7 @@ def curves(
     smoothing: float = 0.0,
     title: str | None = None,
     height: int = 300,
+    y_title: str | None = None,
 ) -> go.Figure:
     """Metric curves of one run (a ``RunStore.metric_table``), one line per metric.
 
@@ -109,6 +116,7 @@ def curves(
         smoothing: EMA weight in [0, 1).
         title: figure title.
         height: pixels.
+        y_title: the y axis title (default: the title).
     """
     figure = go.Figure()
     xs = list(table.get(x) or [])
@@ -122,7 +130,13 @@ def curves(
             name=name,
             connectgaps=True,
         )
-    return _layout(figure, title, height=height, xaxis=_epoch_axis(xs) if x == "epoch" else {"title": x})
+    return _layout(
+        figure,
+        title,
+        height=height,
+        xaxis=_epoch_axis(xs) if x == "epoch" else {"title": x},
+        yaxis_title=y_title or title,
+    )
 
 
 def overlay(
@@ -133,30 +147,116 @@ def overlay(
     smoothing: float = 0.0,
     height: int = 360,
 ) -> go.Figure:
-    """One metric of several runs, one line per run.
+    """One metric of several runs, one line per run (see :func:`compare_runs`).
 
     Args:
         tables: ``{run_id: metric_table}``.
         name: the metric.
-        x: ``step`` or ``epoch``.
+        x: ``step``, ``epoch`` or ``time``.
         smoothing: EMA weight in [0, 1).
         height: pixels.
     """
-    figure = go.Figure()
-    every_x: list[Any] = []
-    for run_id, table in tables.items():
-        if name not in table:
-            continue
-        xs = list(table.get(x) or [])
-        every_x += xs
-        figure.add_scatter(
-            x=xs,
-            y=smooth(list(table[name]), smoothing),
-            name=run_id,
-            connectgaps=True,
-            mode="lines+markers" if len(xs) < 30 else "lines",
+    return compare_runs(tables, [name], x=x, smoothing=smoothing, height=height)
+
+
+def compare_runs(
+    tables: Mapping[str, Mapping[str, Sequence[Any]]],
+    names: Sequence[str],
+    *,
+    x: str = "step",
+    smoothing: float = 0.0,
+    log_y: bool = False,
+    colors: Mapping[str, str] | None = None,
+    height: int | None = None,
+) -> go.Figure:
+    """Several metrics of several runs: one subplot per metric, one colour per run.
+
+    With smoothing, each run's smoothed curve is drawn over its raw curve, which stays faint
+    behind it (as TensorBoard does). Runs lacking a metric are simply absent from its subplot;
+    ``core.compare.missing`` names them for a caption.
+
+    Args:
+        tables: ``{run_id: metric_table}`` with columns ``step``, ``epoch`` (and ``time``).
+        names: the metrics, one subplot each.
+        x: ``step``, ``epoch`` or ``time`` (seconds since the run started).
+        smoothing: EMA weight in [0, 1).
+        log_y: logarithmic y axes.
+        colors: ``{run_id: colour}``; ``core.compare.run_colors`` when None.
+        height: pixels (default: 320 per row of two subplots).
+    """
+    from plotly.subplots import make_subplots
+
+    from core.compare import X_TITLES, run_colors
+
+    colors = colors or run_colors(tables)
+    names = list(names) or ["(no metric)"]
+    ncols = 1 if len(names) == 1 else 2
+    nrows = math.ceil(len(names) / ncols)
+    figure = make_subplots(
+        rows=nrows, cols=ncols, subplot_titles=names if len(names) > 1 else None, vertical_spacing=min(0.3, 0.5 / nrows), horizontal_spacing=0.08
+    )
+    shown_in_legend: set[str] = set()
+    for index, name in enumerate(names):
+        row, col = index // ncols + 1, index % ncols + 1
+        every_x: list[Any] = []
+        for run_id, table in tables.items():
+            if name not in table:
+                continue
+            xs = list(table.get(x) or [])
+            every_x += xs
+            raw = list(table[name])
+            mode = "lines+markers" if len(xs) < 30 else "lines"
+            color = colors.get(run_id)
+            if smoothing > 0:
+                figure.add_scatter(
+                    x=xs, y=raw, mode="lines", line={"color": color, "width": 1}, opacity=0.25,
+                    name=f"{run_id} (raw)", legendgroup=run_id, showlegend=False, connectgaps=True,
+                    hoverinfo="skip", row=row, col=col,
+                )
+            figure.add_scatter(
+                x=xs, y=smooth(raw, smoothing), mode=mode, line={"color": color}, marker={"color": color},
+                name=run_id, legendgroup=run_id, showlegend=run_id not in shown_in_legend, connectgaps=True,
+                row=row, col=col,
+            )
+            shown_in_legend.add(run_id)
+        xaxis = _epoch_axis(every_x) if x == "epoch" else {"title": X_TITLES.get(x, x)}
+        figure.update_xaxes(row=row, col=col, **xaxis)
+        figure.update_yaxes(row=row, col=col, title=name, type="log" if log_y else "linear")
+    title = names[0] if len(names) == 1 else f"{len(names)} metrics"
+    if smoothing > 0:
+        title += f" (smoothed {smoothing:g}, raw faint)"
+    # Title, then the legend (about three run ids a row), then the subplot titles: each gets its
+    # own band above the plots so none covers another.
+    legend_rows = math.ceil(max(1, len(shown_in_legend)) / 3)
+    top = 40 + 24 * legend_rows + 30
+    height = height or 320 * nrows + top
+    figure = _layout(figure, title, height=height)
+    figure.update_layout(
+        margin={**_MARGIN, "t": top},
+        legend={**_LEGEND, "yref": "container", "y": 1 - 40 / height, "yanchor": "top"},
+    )
+    return figure
+
+
+def parallel_coordinates(dimensions: Sequence[Mapping[str, Any]], metric: str, *, height: int = 420) -> go.Figure:
+    """Parallel coordinates of run config fields against a final metric, lines coloured by it.
+
+    Args:
+        dimensions: from ``core.compare.parallel_dimensions`` (the metric's axis last).
+        metric: the metric's name (the colour bar's title).
+        height: pixels.
+    """
+    values = list(dimensions[-1]["values"]) if dimensions else []
+    figure = go.Figure(
+        go.Parcoords(
+            dimensions=[dict(dimension) for dimension in dimensions],
+            line={"color": values, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": metric}},
+            labelside="bottom",
         )
-    return _layout(figure, name, height=height, xaxis=_epoch_axis(every_x) if x == "epoch" else {"title": x})
+    )
+    figure = _layout(figure, f"Config against final {metric} ({len(values)} runs)", height=height)
+    figure.update_layout(margin={"l": 60, "r": 40, "t": 90, "b": 70})
+    return figure
 
 
 def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str]) -> go.Figure:

@@ -4,7 +4,7 @@ with export, checkpoint download, resume and delete."""
 
 import streamlit as st
 
-from core import dashboard, figures, jobs
+from core import compare, dashboard, figures, jobs
 from core.checkpoints import checkpoint_path
 from core.errors import UserError
 from core.images import load_png
@@ -34,7 +34,7 @@ run_ids = [run["run_id"] for run in runs]
 by_id = {run["run_id"]: run for run in runs}
 
 # ---- table -------------------------------------------------------------------------------------
-filters = st.columns([3, 1, 2, 2, 2])
+filters = st.columns([3, 2, 2, 3, 2, 2])
 statuses = filters[0].multiselect(
     "Status", STATUSES, key=view.bind(Param("status", list, [], choices=STATUSES))
 )
@@ -50,18 +50,48 @@ dataset = filters[2].selectbox(
     format_func=dashboard.dataset_label,
     key=view.bind(Param("dataset", str, "all").with_choices(datasets, default="all", pinned=False)),
 )
-sort = filters[3].selectbox(
+all_tags = sorted({tag for run in runs for tag in run.get("tags") or []})
+tags = filters[3].multiselect(
+    "Tags", all_tags, key=view.bind(Param("tag", list, [], choices=all_tags)), placeholder="any tag"
+)
+sort = filters[4].selectbox(
     "Sort by", dashboard.SORT_KEYS, key=view.bind(Param("sort", str, "created", choices=dashboard.SORT_KEYS))
 )
-text = filters[4].text_input("Search", key=view.bind(Param("q", str, "")), placeholder="run id or model")
-shown = dashboard.filter_runs(runs, statuses=statuses, family=family, dataset=dataset, text=text)
-rows = dashboard.sort_rows(dashboard.run_rows(shown), sort, descending=sort not in ("status", "model"))
+text = filters[5].text_input("Search", key=view.bind(Param("q", str, "")), placeholder="run id or model")
+shown = dashboard.filter_runs(runs, statuses=statuses, family=family, dataset=dataset, text=text, tags=tags)
+training = {run["run_id"]: compare.training_seconds(store, run["run_id"]) for run in shown}
+rows = dashboard.sort_rows(
+    dashboard.run_rows(shown, training=training), sort, descending=sort not in ("status", "model")
+)
 st.dataframe(
     rows,
     hide_index=True,
     key="runs.table",
     placeholder="—",  # test accuracy of a GAN, fid_cls of a classifier
+    column_order=[
+        "run",
+        "status",
+        "family",
+        "model",
+        "dataset",
+        "epochs",
+        "tags",
+        "test_accuracy",
+        "test_loss",
+        "fid_cls",
+        "kid_cls",
+        "precision",
+        "recall",
+        "label_accuracy",
+        "scored by",
+        "training_s",
+        "wall_s",
+        "img/s",
+        "device",
+        "created",
+    ],
     column_config={
+        "tags": st.column_config.ListColumn("tags"),
         "test_accuracy": st.column_config.NumberColumn("test acc", format="percent"),
         "test_loss": st.column_config.NumberColumn("test loss", format="%.3f"),
         "fid_cls": st.column_config.NumberColumn(format="%.2f"),
@@ -70,51 +100,83 @@ st.dataframe(
         "recall": st.column_config.NumberColumn(format="%.3f"),
         "label_accuracy": st.column_config.NumberColumn("label acc", format="percent"),
         "img/s": st.column_config.NumberColumn(format="%.0f"),
-        "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f"),
+        "training_s": st.column_config.NumberColumn(
+            "training (s)", format="%.1f", help="time spent in epochs, summed over resumes"
+        ),
+        "wall_s": st.column_config.NumberColumn(
+            "wall (s)", format="%.1f", help="from creation to the end, queueing and scoring included"
+        ),
     },
 )
 st.caption(f"{len(rows)} of {len(runs)} runs. Click a column header to sort the table in place.")
 
 # ---- compare -----------------------------------------------------------------------------------
 st.subheader("Compare runs")
-compare = st.multiselect(
-    "Runs to overlay", run_ids, key=view.bind(Param("compare", list, [], choices=run_ids)), max_selections=10
+compared = st.multiselect(
+    "Runs to compare", run_ids, key=view.bind(Param("compare", list, [], choices=run_ids)), max_selections=10
 )
-if compare:
-    cols = st.columns([2, 1, 2])
-    x_axis = cols[1].segmented_control(
+if compared:
+    colors = compare.run_colors(compared)
+    controls = st.columns([4, 3, 2, 1])
+    x_axis = controls[1].segmented_control(
         "x axis",
-        ["epoch", "step"],
+        compare.X_AXES,
+        format_func={"step": "step", "epoch": "epoch", "time": "relative time"}.get,
         required=True,
-        key=view.bind(Param("x", str, "epoch", choices=("epoch", "step"))),
+        key=view.bind(Param("x", str, "epoch", choices=compare.X_AXES)),
     )
-    tables = {run_id: store.metric_table(run_id, x_axis) for run_id in compare}
-    names = sorted({name for table in tables.values() for name in dashboard.metric_names(table)})
+    # Per-step rows give fine curves against step or time; against epoch they would stack.
+    scope = "epoch" if x_axis == "epoch" else None
+    tables = {
+        run_id: compare.metric_table(store, run_id, scope, started=by_id[run_id]["started_ts"])
+        for run_id in compared
+    }
+    names = compare.metric_names(tables)
     if names:
-        default_metric = next(
-            (n for n in ("val_accuracy", "accuracy", "fid_cls", "loss", "g_loss") if n in names), names[0]
+        chosen = controls[0].multiselect(
+            "Metrics",
+            names,
+            max_selections=6,
+            key=view.bind(Param("metric", list, compare.default_metrics(names), choices=names)),
         )
-        metric = cols[0].selectbox(
-            "Metric", names, key=view.bind(Param("metric", str).with_choices(names, default=default_metric))
-        )
-        smoothing = cols[2].slider(
+        smoothing = controls[2].slider(
             "Smoothing",
             0.0,
             0.95,
             step=0.05,
             key=view.bind(Param("smooth", float, 0.0, minimum=0.0, maximum=0.95)),
+            help="exponential moving average, as TensorBoard's; the raw curve stays faint behind",
         )
-        st.plotly_chart(figures.overlay(tables, metric, x=x_axis, smoothing=smoothing), key="runs.overlay")
+        log_y = controls[3].toggle("log y", key=view.bind(Param("logy", bool, False)))
+        if chosen:
+            st.plotly_chart(
+                figures.compare_runs(
+                    tables, chosen, x=x_axis, smoothing=smoothing, log_y=log_y, colors=colors
+                ),
+                key="runs.overlay",
+            )
+            lacking = compare.missing_caption(compare.missing(tables, chosen))
+            if lacking:
+                st.caption(lacking)
+        else:
+            st.caption("Pick one or more metrics to draw.")
     else:
         st.caption("These runs have no metrics yet.")
-    mixed = dashboard.mixed_references(by_id[run_id] for run_id in compare)
+    param_names, param_rows = compare.differing_params([by_id[run_id] for run_id in compared])
+    if len(compared) > 1:
+        st.markdown("**Hyperparameters that differ**")
+        if param_names:
+            st.dataframe(param_rows, hide_index=True, key="runs.hparams")
+        else:
+            st.caption("These runs share every hyperparameter.")
+    mixed = dashboard.mixed_references(by_id[run_id] for run_id in compared)
     if mixed:
         st.warning(
             "These GAN runs were scored by different reference classifiers, so their fid_cls and "
             "kid_cls are not comparable: "
             + "; ".join(f"{', '.join(ids)} by {reference}" for reference, ids in mixed.items())
         )
-    gan_runs = [run_id for run_id in compare if by_id[run_id]["family"] == "gan"]
+    gan_runs = [run_id for run_id in compared if by_id[run_id]["family"] == "gan"]
     if len(gan_runs) > 1:
         common = sorted(set.intersection(*(set(dashboard.sample_epochs(store.run_dir(r))) for r in gan_runs)))
         if common:
@@ -123,15 +185,38 @@ if compare:
                 common,
                 key=view.bind(Param("side_epoch", int).with_choices(common, default=common[-1])),
             )
-            for column, run_id in zip(st.columns(len(gan_runs)), gan_runs, strict=True):
-                with column:
-                    ui.image(
-                        dashboard.enlarge(
-                            load_png(dashboard.sample_epochs(store.run_dir(run_id))[epoch]), 240
-                        ),
-                        caption=run_id,
-                        width=280,
-                    )
+            for row_runs in compare.chunks(gan_runs, compare.SAMPLE_COLUMNS):
+                for column, run_id in zip(st.columns(compare.SAMPLE_COLUMNS), row_runs, strict=False):
+                    with column, st.container(border=True):
+                        st.markdown(compare.sample_caption(by_id[run_id], epoch))
+                        ui.image(
+                            dashboard.enlarge(
+                                load_png(dashboard.sample_epochs(store.run_dir(run_id))[epoch]), 240
+                            ),
+                            width="stretch",
+                        )
+
+# ---- parallel coordinates ----------------------------------------------------------------------
+st.subheader("Config against a final metric")
+finals = {run["run_id"]: compare.final_metrics(run, store.latest_metrics(run["run_id"])) for run in shown}
+final_names = sorted({name for values in finals.values() for name in values})
+if final_names:
+    final_metric = st.selectbox(
+        "Final metric",
+        final_names,
+        key=view.bind(
+            Param("final", str).with_choices(final_names, default=compare.default_final(final_names))
+        ),
+        help="over the runs the table shows: change its filters to change the lines",
+    )
+    dimensions, left_out = compare.parallel_dimensions(shown, finals, final_metric)
+    st.plotly_chart(figures.parallel_coordinates(dimensions, final_metric), key="runs.parallel")
+    if left_out:
+        st.caption(
+            f"Not drawn: {', '.join(left_out)} {'has' if len(left_out) == 1 else 'have'} no {final_metric}."
+        )
+else:
+    st.caption("No run in the table has a final metric yet.")
 
 # ---- one run -----------------------------------------------------------------------------------
 st.subheader("Run details")
@@ -142,7 +227,8 @@ head = st.columns([4, 1])
 head[0].markdown(
     f"**{run_id}** · {run['model']} on {dashboard.dataset_label(run['dataset'])} · seed {run['seed']} · "
     f"{run['device'] or 'device not recorded yet'} · "
-    f"{dashboard.format_seconds(dashboard.duration_seconds(by_id[run_id]))}"
+    f"training {dashboard.format_seconds(compare.training_seconds(store, run_id))} · "
+    f"wall {dashboard.format_seconds(compare.wall_seconds(by_id[run_id]))}"
 )
 head[1].badge(run["status"], color=dashboard.STATUS_COLORS.get(run["status"], "gray"))
 if run["error"]:
@@ -198,7 +284,43 @@ if not ui.demo():
                 st.query_params.pop("run", None)  # the next run opens the newest run, no stale-link notice
                 st.rerun()
 
-tabs = st.tabs(["Curves", "Results", "Config"])
+annotations = st.container(border=True)
+if ui.demo():
+    annotations.markdown(
+        "**Tags:** "
+        + (" ".join(f"`{tag}`" for tag in run.get("tags") or []) or "none")
+        + (f"  \n**Note:** {run['note']}" if run.get("note") else "")
+    )
+else:
+    if st.session_state.get("runs.annotated") != run_id:  # another run picked: its tags and note
+        st.session_state["runs.annotated"] = run_id
+        st.session_state["runs.tags"] = list(run.get("tags") or [])
+        st.session_state["runs.note"] = run.get("note") or ""
+    edit = annotations.columns([2, 3, 1], vertical_alignment="bottom")
+    new_tags = edit[0].multiselect(
+        "Tags",
+        sorted({*all_tags, *st.session_state["runs.tags"]}),
+        accept_new_options=True,
+        key="runs.tags",
+        placeholder="type a tag, Enter to add",
+    )
+    note = edit[1].text_area(
+        "Note", key="runs.note", height=68, placeholder="what this run tried, what it showed"
+    )
+    if edit[2].button("Save", key="runs.save_annotations", icon=":material/save:"):
+        with ui.guard():
+            st.session_state["runs.saved_tags"] = dashboard.save_annotations(store, run_id, new_tags, note)
+            st.session_state["runs.annotated"] = None  # reload them as stored (tags normalised)
+            st.rerun()
+    if "runs.saved_tags" in st.session_state:
+        st.session_state.pop("runs.saved_tags")
+        annotations.success("Tags and note saved.", icon=":material/check:")
+
+tabs = st.tabs(
+    dashboard.RUN_TABS,
+    key=view.bind(Param("tab", str, dashboard.RUN_TABS[0], choices=dashboard.RUN_TABS)),
+    on_change="rerun",
+)
 with tabs[0]:
     table = store.metric_table(run_id, "epoch")
     if not table["step"]:
@@ -206,9 +328,15 @@ with tabs[0]:
     losses, others = dashboard.loss_and_accuracy(dashboard.metric_names(table))
     cols = st.columns(2)
     if losses:
-        cols[0].plotly_chart(figures.curves(table, losses, x="epoch", title="loss"), key="runs.loss")
+        cols[0].plotly_chart(
+            figures.curves(table, losses, x="epoch", title=f"{run_id}: losses", y_title="loss"),
+            key="runs.loss",
+        )
     if others:
-        cols[1].plotly_chart(figures.curves(table, others, x="epoch", title="metrics"), key="runs.metrics")
+        cols[1].plotly_chart(
+            figures.curves(table, others, x="epoch", title=f"{run_id}: metrics", y_title="value"),
+            key="runs.metrics",
+        )
     if not losses and not others:
         st.caption("No metrics logged yet.")
 

@@ -89,6 +89,7 @@ def test_demo_mode_refuses_every_write_in_core(runs_home, monkeypatch, value):
         "resume": lambda: dashboard.resume(store, ids["interrupted"]),
         "delete": lambda: dashboard.delete(store, ids["completed"]),
         "upload": lambda: dashboard.save_upload(store, "x.npz", b"PK\x05\x06" + bytes(18)),
+        "annotate": lambda: dashboard.save_annotations(store, ids["completed"], ["x"], "note"),
     }
     before = [(run["run_id"], run["status"], run["stop_requested"]) for run in store.list_runs()]
     for name, write in writes.items():
