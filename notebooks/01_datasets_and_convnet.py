@@ -44,11 +44,12 @@ from pathlib import Path
 if not (Path.cwd() / "core").is_dir() and (Path.cwd().parent / "core").is_dir():
     sys.path.insert(0, str(Path.cwd().parent))
 
+import core  # first: selects Keras' JAX backend, whatever KERAS_BACKEND or ~/.keras/keras.json say
+
 import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 
-import core  # noqa: F401 - selects Keras' JAX backend before anything imports keras
 from core import dashboard, figures, images
 from core.checkpoints import load_run_model
 from core.classifier import classify_images, prepare_images, recommended_settings, saliency
