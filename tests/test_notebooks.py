@@ -23,6 +23,7 @@ import nbformat
 import pytest
 
 from core.store import RunStore
+from tests.test_backend_choice import user_environment
 
 pytestmark = pytest.mark.xdist_group("notebooks")
 
@@ -105,17 +106,19 @@ def _kernel_manager(folder: Path):
 
 
 def execute_notebook(path: Path, home: Path, parameters: dict[str, Any], work: Path) -> nbformat.NotebookNode:
-    """Run a notebook top to bottom in notebooks/ with ``CONVGAN_HOME=home``.
+    """Run a notebook top to bottom in notebooks/ with ``CONVGAN_HOME=home``, as on a user's
+    machine whose ``~/.keras/keras.json`` names another backend.
 
     The executed copy is written to ``work`` (also when a cell fails) for inspection.
     """
-    import os
 
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     inject_parameters(nb, parameters)
-    env = {key: value for key, value in os.environ.items() if key != "CONVGAN_DEMO"}
+    # A user's machine: no KERAS_BACKEND, and a ~/.keras/keras.json naming tensorflow (not installed).
+    env = user_environment(work / "user-home")
+    env.pop("CONVGAN_DEMO", None)
     env["CONVGAN_HOME"] = str(home)
     client = NotebookClient(
         nb,
