@@ -111,7 +111,6 @@ def execute_notebook(path: Path, home: Path, parameters: dict[str, Any], work: P
 
     The executed copy is written to ``work`` (also when a cell fails) for inspection.
     """
-
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
