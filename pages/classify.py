@@ -77,11 +77,13 @@ if source == "test":
     truth = data.class_names[int(data.y_test[int(index)])] if data.y_test is not None else "?"
     caption = f"test image {index} (true class: {truth})"
 elif source == "upload":
+    if ui.demo():
+        st.caption(dashboard.demo_notice("classify"))
     upload = st.file_uploader(
         "An image (png/jpg)",
         type=["png", "jpg", "jpeg"],
         key="classify.upload",
-        max_upload_size=2 if ui.demo() else None,
+        max_upload_size=dashboard.DEMO_MAX_UPLOAD_MB if ui.demo() else None,
     )
     if upload is not None:
         with ui.guard(stop=True):

@@ -18,7 +18,7 @@ runs = store.list_runs(limit=8)
 if not runs:
     st.subheader("First run")
     if ui.demo():
-        st.info("This demo has no runs yet.")
+        st.info(f"This demo has no runs yet. {dashboard.demo_notice('train')}")
     else:
         st.write(
             "The store is empty. Train three small starter models on the embedded 8x8 digits: a ConvNet "

@@ -155,12 +155,7 @@ def header(title: str) -> None:
     _ensure_routed()
     st.title(title)
     if demo():
-        st.info(
-            "Read-only demo: browsing runs, sampling (at most "
-            f"{dashboard.DEMO_MAX_SAMPLES} images) and classifying work; training, stopping, deleting "
-            "and uploads are turned off.",
-            icon=":material/visibility:",
-        )
+        st.info(dashboard.demo_notice(), icon=":material/visibility:")
 
 
 def image(array, caption: str | None = None, width: int | str = "content") -> None:
