@@ -274,6 +274,21 @@ def enlarge(image: np.ndarray, min_side: int = 160) -> np.ndarray:
     return images.upscale(np.asarray(image), factor)
 
 
+def bounded(image: np.ndarray, max_side: int = 360) -> tuple[np.ndarray, int]:
+    """A picture to show at most ``max_side`` pixels on its longer side, not the column's width.
+
+    Returns:
+        The image upscaled by a whole factor (nearest neighbour, so pixels stay sharp) while it
+        fits ``max_side``, and the width in pixels to show it at.
+    """
+    height, width = image.shape[:2]
+    factor = max(1, max_side // max(1, height, width))
+    shown = width * factor
+    if max(height, width) * factor > max_side:  # larger than the bound already: shrink when shown
+        shown = max(1, width * max_side // max(height, width))
+    return images.upscale(np.asarray(image), factor), shown
+
+
 # ---- runs ---------------------------------------------------------------------------------------
 
 _KEY_METRICS = ("test_accuracy", "test_loss", "fid_cls", "kid_cls", "precision", "recall", "label_accuracy")
@@ -707,11 +722,16 @@ def gif_bytes(frames: np.ndarray, fps: float = 8.0) -> bytes:
         return save_gif(there_and_back, Path(folder) / "interpolation.gif", fps=fps, scale=scale).read_bytes()
 
 
-def classify(model, image: np.ndarray, class_names: Sequence[str], top_k: int) -> dict[str, Any]:
+def classify(model, image: np.ndarray, class_names: Sequence[str], top_k: int, check=None) -> dict[str, Any]:
     """Classify one uint8 image of any size/channels with a classifier model.
 
+    Args:
+        check: the checkpoint's ``core.novelty.Novelty``, to say whether the image is unlike the
+            training images; None: no such check.
+
     Returns:
-        ``{"prepared": uint8 (H, W, C) as the model sees it, "top": [...], "notes": [...]}``.
+        ``{"prepared": uint8 (H, W, C) as the model sees it, "top": [...], "notes": [...]}``, and
+        with ``check`` the fields of ``core.novelty.assess`` (``unusual``, ``ood_score``, ...).
     """
     from core.classifier import classify_images, prepare_images
 
@@ -719,7 +739,12 @@ def classify(model, image: np.ndarray, class_names: Sequence[str], top_k: int) -
     prepared, notes = prepare_images(np.asarray(image)[None], input_shape)
     result = classify_images(model, prepared, list(class_names), top_k=min(top_k, len(class_names)))[0]
     seen = np.clip(np.rint(np.asarray(prepared[0], dtype=np.float32)), 0, 255).astype(np.uint8)
-    return {"prepared": seen, "top": result["top"], "notes": list(notes)}
+    found = {"prepared": seen, "top": result["top"], "notes": list(notes)}
+    if check is not None:
+        from core import novelty
+
+        found.update(novelty.assess(model, check, [image], prepared)[0])
+    return found
 
 
 def classify_zip(model, data: bytes, class_names: Sequence[str], top_k: int = 3) -> list[dict[str, Any]]:
