@@ -272,6 +272,10 @@ def _valid(param: share.Param, value: Any) -> bool:
     return param.choices is None or value in param.choices
 
 
+if __name__ == "__main__":  # a /ui link on a fresh server ran this helper module as a page
+    _ensure_routed()
+
+
 @st.cache_resource(max_entries=6, show_spinner="Loading the generator...")
 def _load_gan(path: str, mtime: float):
     from core import sampling
