@@ -102,3 +102,18 @@ def test_classify_checks_test_images_against_the_training_images(demo_home, monk
     from core.checkpoints import checkpoint_path
 
     assert novelty.cache_path(checkpoint_path(RunStore(demo_home[0]), run_id)).is_file()
+
+
+def test_classify_warns_about_an_upload_unlike_the_training_images(demo_home, monkeypatch):
+    from core.images import png_bytes
+
+    monkeypatch.delenv("CONVGAN_DEMO")
+    _, run_id = demo_home
+    at = open_page("classify", {"run": run_id, "source": "upload"})
+    flat = png_bytes(np.full((48, 48, 3), 30, np.uint8))
+    at.file_uploader(key="classify.upload").set_value(("flat.png", flat, "image/png")).run()
+    assert_clean(at)
+    warnings = [w.value for w in at.warning if w.value.startswith("Unusual image")]
+    assert warnings == ["Unusual image: a flat image (one colour), with nothing to classify. "
+                        "The label below is a guess, not a confident answer."]
+    assert at.get("plotly_chart"), "the label is still shown, with the warning"
