@@ -237,7 +237,11 @@ def test_datasets_and_convnet_notebook_trains_a_classifier_and_plots_it(executed
     # class counts, histogram, step curves, loss, accuracy, confusion, per class, top-k x2
     assert _mime_count(result.notebook, PLOTLY_MIME) >= 8
     assert _mime_count(result.notebook, "image/png") >= 5  # grids, misclassified, saliency
-    assert run["run_id"] in _stdout(result.notebook)
+    output = _stdout(result.notebook)
+    assert run["run_id"] in output
+    # core.novelty: a flat square and noise are flagged, whatever label they get.
+    assert re.search(r"^a flat grey square: .*, unusual: a flat image", output, re.M), output[-2000:]
+    assert re.search(r"^random noise: .*, unusual: ", output, re.M), output[-2000:]
 
 
 def test_gans_notebook_trains_a_dcgan_and_a_cgan_and_scores_them(executed):
