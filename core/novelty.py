@@ -152,9 +152,13 @@ def cache_path(checkpoint: str | Path) -> Path:
     return checkpoint.with_name(f"{checkpoint.stem}.novelty.npz")
 
 
-def for_checkpoint(model, checkpoint: str | Path, data) -> Novelty:
+def for_checkpoint(model, checkpoint: str | Path, data, *, save: bool = True) -> Novelty:
     """The check of ``checkpoint`` (whose model is ``model``): read from its cache file, or
-    fitted (:func:`fit`) and cached when the file is missing or older than the checkpoint."""
+    fitted (:func:`fit`) and cached when the file is missing or older than the checkpoint.
+
+    Args:
+        save: write the cache file when fitting (a read-only demo does not write to the store).
+    """
     checkpoint = Path(checkpoint)
     path = cache_path(checkpoint)
     if path.exists() and path.stat().st_mtime >= checkpoint.stat().st_mtime:
@@ -166,7 +170,8 @@ def for_checkpoint(model, checkpoint: str | Path, data) -> Novelty:
         except (OSError, ValueError, KeyError):
             pass  # unreadable: fit again
     novelty = fit(model, data)
-    _save(path, novelty)
+    if save:
+        _save(path, novelty)
     return novelty
 
 

@@ -23,7 +23,8 @@ def explain(path: str, mtime: float, prepared, class_index: int, method: str):
 def novelty_check(path: str, mtime: float, dataset: str, image_size: int | None):
     from core.datasets import load_dataset
 
-    return novelty.for_checkpoint(ui.load_model(path), path, load_dataset(dataset, image_size=image_size))
+    data = load_dataset(dataset, image_size=image_size)
+    return novelty.for_checkpoint(ui.load_model(path), path, data, save=not ui.demo())  # a demo writes nothing
 
 
 def canvas():
