@@ -104,11 +104,13 @@ def test_classify_checks_test_images_against_the_training_images(demo_home, monk
     assert novelty.cache_path(checkpoint_path(RunStore(demo_home[0]), run_id)).is_file()
 
 
-def test_classify_warns_about_an_upload_unlike_the_training_images(demo_home, monkeypatch):
+def test_classify_warns_about_an_upload_unlike_the_training_images(demo_home):
+    """In the demo (which takes one image at a time), writing nothing to the store."""
+    from core import novelty
+    from core.checkpoints import checkpoint_path
     from core.images import png_bytes
 
-    monkeypatch.delenv("CONVGAN_DEMO")
-    _, run_id = demo_home
+    home, run_id = demo_home
     at = open_page("classify", {"run": run_id, "source": "upload"})
     flat = png_bytes(np.full((48, 48, 3), 30, np.uint8))
     at.file_uploader(key="classify.upload").set_value(("flat.png", flat, "image/png")).run()
@@ -117,3 +119,4 @@ def test_classify_warns_about_an_upload_unlike_the_training_images(demo_home, mo
     assert warnings == ["Unusual image: a flat image (one colour), with nothing to classify. "
                         "The label below is a guess, not a confident answer."]
     assert at.get("plotly_chart"), "the label is still shown, with the warning"
+    assert not novelty.cache_path(checkpoint_path(RunStore(home), run_id)).exists()
