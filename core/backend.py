@@ -17,27 +17,26 @@ from core.errors import BackendError
 def configure() -> None:
     """Select the JAX backend and JAX settings before Keras is imported.
 
+    Sets ``KERAS_BACKEND=jax`` whatever the environment or ``~/.keras/keras.json`` name.
+
     Raises:
         BackendError: if Keras was already imported with a backend other than JAX.
     """
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    # Trainers and the dashboard may share one GPU: allocate on demand, not 75% up front.
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if os.environ["KERAS_BACKEND"] != "jax":
-        raise BackendError(
-            f"KERAS_BACKEND is {os.environ['KERAS_BACKEND']!r}; ConvGAN Studio runs on JAX: "
-            "unset it or set KERAS_BACKEND=jax"
-        )
-    use_eigen_convolutions()
-    split_cpu_into_devices()
-    run_cpu_programs_inline()
     keras = sys.modules.get("keras")
     if keras is not None and hasattr(keras, "backend") and keras.backend.backend() != "jax":
         raise BackendError(
-            f"Keras was already imported with the {keras.backend.backend()!r} backend; "
-            "import core before keras, or restart the interpreter with KERAS_BACKEND=jax"
+            f"Keras was already imported with the {keras.backend.backend()!r} backend: "
+            "import core before keras (restart the kernel or interpreter first)"
         )
+    # JAX whatever KERAS_BACKEND or ~/.keras/keras.json say: the environment variable wins over
+    # keras.json, and this process (and every process it starts) runs on JAX only.
+    os.environ["KERAS_BACKEND"] = "jax"
+    # Trainers and the dashboard may share one GPU: allocate on demand, not 75% up front.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    use_eigen_convolutions()
+    split_cpu_into_devices()
+    run_cpu_programs_inline()
 
 
 # XLA:CPU runs convolutions through YNNPACK by default; this flag sends them to Eigen instead.

@@ -375,6 +375,8 @@ def cmd_classify(args) -> int:
     for result in results:
         top = ", ".join(f"{c['class_name']} {c['probability']:.1%}" for c in result["top"])
         print(f"{result['image']}: {top}")
+        if result.get("unusual"):
+            print(f"  unusual: {result['unusual_reason']}; the label is a guess")
         for note in result.get("notes", []):
             print(f"  note: {note}")
     return EXIT_OK

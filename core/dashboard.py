@@ -49,7 +49,61 @@ class ReadOnlyError(UserError):
 
 def demo_mode() -> bool:
     """Whether the dashboard is a read-only public demo (``CONVGAN_DEMO=1``)."""
-    return os.environ.get("CONVGAN_DEMO", "").strip().lower() in ("1", "true", "yes", "on")
+    return _truthy("CONVGAN_DEMO")
+
+
+# A public demo takes single images up to this size on Classify (and no zips).
+DEMO_MAX_UPLOAD_MB = 2
+# Operator setting: let a demo's visitors download checkpoints (off unless set to 1/true/yes/on).
+DEMO_DOWNLOADS_ENV = "CONVGAN_DEMO_DOWNLOADS"
+# What a read-only demo allows and what it turns off: every demo notice is built from these.
+DEMO_ALLOWED = {
+    "browse": "browsing runs and datasets",
+    "sample": f"sampling (at most {DEMO_MAX_SAMPLES} images)",
+    "classify": f"classifying one image at a time (up to {DEMO_MAX_UPLOAD_MB} MB)",
+}
+DEMO_OFF = {
+    "train": "training",
+    "runs": "run controls (stop, resume, delete)",
+    "upload": "uploading datasets or zips",
+    "download": "checkpoint downloads",
+}
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def checkpoint_downloads_allowed() -> bool:
+    """Whether pages offer checkpoint files for download: always outside demo mode, and in demo
+    mode only when the operator sets ``CONVGAN_DEMO_DOWNLOADS=1``."""
+    return not demo_mode() or _truthy(DEMO_DOWNLOADS_ENV)
+
+
+def _listing(parts: Sequence[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def demo_notice(feature: str | None = None) -> str:
+    """What the read-only demo allows and turns off, in the same words on every page.
+
+    Args:
+        feature: a key of ``DEMO_ALLOWED`` or ``DEMO_OFF`` for the line about that feature
+            alone (where a page leaves it out or limits it); None for the whole notice (the
+            banner).
+
+    Returns:
+        One sentence.
+
+    Raises:
+        KeyError: an unknown feature.
+    """
+    off = {key: text for key, text in DEMO_OFF.items() if key != "download" or not checkpoint_downloads_allowed()}
+    if feature is None:
+        return f"Read-only demo: {_listing(list(DEMO_ALLOWED.values()))} work; {_listing(list(off.values()))} are turned off."
+    if feature in DEMO_ALLOWED:
+        return f"Read-only demo: {DEMO_ALLOWED[feature]}."
+    return f"Turned off in this read-only demo: {DEMO_OFF[feature]}."
 
 
 def max_samples() -> int:
@@ -239,6 +293,21 @@ def enlarge(image: np.ndarray, min_side: int = 160) -> np.ndarray:
     """Nearest-neighbour upscale of one (H, W, C) image to at least ``min_side`` pixels."""
     factor = max(1, min_side // max(1, min(image.shape[:2])))
     return images.upscale(np.asarray(image), factor)
+
+
+def bounded(image: np.ndarray, max_side: int = 360) -> tuple[np.ndarray, int]:
+    """A picture to show at most ``max_side`` pixels on its longer side, not the column's width.
+
+    Returns:
+        The image upscaled by a whole factor (nearest neighbour, so pixels stay sharp) while it
+        fits ``max_side``, and the width in pixels to show it at.
+    """
+    height, width = image.shape[:2]
+    factor = max(1, max_side // max(1, height, width))
+    shown = width * factor
+    if max(height, width) * factor > max_side:  # larger than the bound already: shrink when shown
+        shown = max(1, width * max_side // max(height, width))
+    return images.upscale(np.asarray(image), factor), shown
 
 
 # ---- runs ---------------------------------------------------------------------------------------
@@ -709,11 +778,16 @@ def gif_bytes(frames: np.ndarray, fps: float = 8.0) -> bytes:
         return save_gif(there_and_back, Path(folder) / "interpolation.gif", fps=fps, scale=scale).read_bytes()
 
 
-def classify(model, image: np.ndarray, class_names: Sequence[str], top_k: int) -> dict[str, Any]:
+def classify(model, image: np.ndarray, class_names: Sequence[str], top_k: int, check=None) -> dict[str, Any]:
     """Classify one uint8 image of any size/channels with a classifier model.
 
+    Args:
+        check: the checkpoint's ``core.novelty.Novelty``, to say whether the image is unlike the
+            training images; None: no such check.
+
     Returns:
-        ``{"prepared": uint8 (H, W, C) as the model sees it, "top": [...], "notes": [...]}``.
+        ``{"prepared": uint8 (H, W, C) as the model sees it, "top": [...], "notes": [...]}``, and
+        with ``check`` the fields of ``core.novelty.assess`` (``unusual``, ``ood_score``, ...).
     """
     from core.classifier import classify_images, prepare_images
 
@@ -721,7 +795,12 @@ def classify(model, image: np.ndarray, class_names: Sequence[str], top_k: int) -
     prepared, notes = prepare_images(np.asarray(image)[None], input_shape)
     result = classify_images(model, prepared, list(class_names), top_k=min(top_k, len(class_names)))[0]
     seen = np.clip(np.rint(np.asarray(prepared[0], dtype=np.float32)), 0, 255).astype(np.uint8)
-    return {"prepared": seen, "top": result["top"], "notes": list(notes)}
+    found = {"prepared": seen, "top": result["top"], "notes": list(notes)}
+    if check is not None:
+        from core import novelty
+
+        found.update(novelty.assess(model, check, [image], prepared)[0])
+    return found
 
 
 def classify_zip(model, data: bytes, class_names: Sequence[str], top_k: int = 3) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core import novelty
 from core.checkpoints import load_run_model
 from core.errors import ModelFileError, UserError
 from core.store import RunStore
@@ -32,7 +33,10 @@ def classify_files(store: RunStore, run_id: str, paths: Sequence[str | Path], *,
 
     Returns:
         One dict per image: ``image``, ``top`` (list of ``class_index``, ``class_name``,
-        ``probability``, best first) and ``notes`` (how the image was adapted).
+        ``probability``, best first), ``notes`` (how the image was adapted) and whether it is
+        unlike the training images (``core.novelty.assess``: ``unusual``, ``ood_score``,
+        ``ood_threshold``, ``ood_method``, ``unusual_reason``; ``unusual`` is None, with a
+        note, when the run's dataset is not on this machine to fit the check on).
 
     Raises:
         UserError: not a classifier run, unreadable image, bad top_k.
@@ -47,12 +51,22 @@ def classify_files(store: RunStore, run_id: str, paths: Sequence[str | Path], *,
         raise UserError(f"top-k must be at least 1, got {top_k}")
     model = load_run_model(store, run_id, epoch)
     input_shape = tuple(model.input_shape[1:])
+    try:
+        check, unchecked = novelty.for_run(store, run_id, epoch, model=model), None
+    except UserError as err:  # e.g. the run's dataset is not on this machine
+        check, unchecked = None, f"not checked against the training images: {err}"
     results = []
     for path in paths:
         image = read_image(path)
         prepared, notes = prepare_images(image[None], input_shape)
         names = class_names_of(run, int(model.output_shape[-1]))
         top = classify_images(model, prepared, names, top_k=min(top_k, len(names)))[0]
-        results.append({"image": str(path), **top, "notes": list(notes)})
+        if check is None:
+            verdict = {"unusual": None, "ood_score": None, "ood_threshold": None, "ood_method": novelty.METHOD,
+                       "unusual_reason": None}
+            notes = [*notes, unchecked]
+        else:
+            verdict = novelty.assess(model, check, [image], prepared)[0]
+        results.append({"image": str(path), **top, "notes": list(notes), **verdict})
     return results
 

@@ -44,12 +44,13 @@ from pathlib import Path
 if not (Path.cwd() / "core").is_dir() and (Path.cwd().parent / "core").is_dir():
     sys.path.insert(0, str(Path.cwd().parent))
 
+import core  # first: selects Keras' JAX backend, whatever KERAS_BACKEND or ~/.keras/keras.json say
+
 import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 
-import core  # noqa: F401 - selects Keras' JAX backend before anything imports keras
-from core import dashboard, figures, images
+from core import dashboard, figures, images, novelty
 from core.checkpoints import load_run_model
 from core.classifier import classify_images, prepare_images, recommended_settings, saliency
 from core.config import config_for
@@ -205,6 +206,28 @@ print("\n".join(notes))
 result = classify_images(classifier, prepared, class_names)[0]
 print(f"true class {class_names[data.y_test[0]]}, predicted {result['class_name']} ({result['probability']:.0%})")
 figures.top_k(result["top"])
+
+# %% [markdown]
+# ## Unlike the training data?
+#
+# A classifier gives every image some label, a flat grey square and random noise included.
+# `novelty` flags such images: a flat image, or penultimate-layer features far from every
+# class (Mahalanobis distance) compared with held-out test images (its 99th percentile). The
+# fit runs once per checkpoint and is kept next to it; the dashboard and `python -m core
+# classify` use the same check.
+
+# %%
+check = novelty.for_run(store, run_id, model=classifier)
+rng = np.random.default_rng(seed)
+candidates = {
+    "the drawing above": drawing,
+    "a flat grey square": np.full((64, 64, data.image_shape[-1]), 128, np.uint8),
+    "random noise": rng.integers(0, 256, (64, 64, data.image_shape[-1]), dtype=np.uint8),
+}
+for name, image in candidates.items():
+    result = dashboard.classify(classifier, image, class_names, 1, check)
+    verdict = f"unusual: {result['unusual_reason']}" if result["unusual"] else "like the training images"
+    print(f"{name}: {result['top'][0]['class_name']}, {verdict}")
 
 # %% [markdown]
 # The run is in the store: open the dashboard (`make run`) and find it on the Runs page, or

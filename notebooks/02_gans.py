@@ -43,12 +43,13 @@ from pathlib import Path
 if not (Path.cwd() / "core").is_dir() and (Path.cwd().parent / "core").is_dir():
     sys.path.insert(0, str(Path.cwd().parent))
 
+import core  # first: selects Keras' JAX backend, whatever KERAS_BACKEND or ~/.keras/keras.json say
+
 import keras
 import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 
-import core  # noqa: F401 - selects Keras' JAX backend before anything imports keras
 from core import dashboard, figures, images, sampling, training
 from core.config import config_for
 from core.datasets import load_dataset

@@ -41,10 +41,11 @@ from pathlib import Path
 if not (Path.cwd() / "core").is_dir() and (Path.cwd().parent / "core").is_dir():
     sys.path.insert(0, str(Path.cwd().parent))
 
+import core  # first: selects Keras' JAX backend, whatever KERAS_BACKEND or ~/.keras/keras.json say
+
 import pandas as pd
 from IPython.display import Image, display
 
-import core  # noqa: F401 - selects Keras' JAX backend before anything imports keras
 from core import dashboard, figures, images, jobs, sampling, share
 from core.checkpoints import checkpoint_path
 from core.config import config_for

@@ -4,7 +4,7 @@ top-k probabilities, saliency), or on a zip of images (table + CSV)."""
 import numpy as np
 import streamlit as st
 
-from core import dashboard, figures
+from core import dashboard, figures, novelty
 from core.checkpoints import checkpoint_path
 from core.inference import class_names_of
 from core.share import Param
@@ -17,6 +17,14 @@ SALIENCY = ("smoothgrad", "gradcam")  # core.classifier.saliency methods
 @st.cache_data(max_entries=32, show_spinner="Computing the saliency map...")
 def explain(path: str, mtime: float, prepared, class_index: int, method: str):
     return dashboard.saliency_map(ui.load_model(path), prepared, class_index, method)
+
+
+@st.cache_resource(max_entries=6, show_spinner="Learning what the training images look like (once per checkpoint)...")
+def novelty_check(path: str, mtime: float, dataset: str, image_size: int | None):
+    from core.datasets import load_dataset
+
+    data = load_dataset(dataset, image_size=image_size)
+    return novelty.for_checkpoint(ui.load_model(path), path, data, save=not ui.demo())  # a demo writes nothing
 
 
 def canvas():
@@ -77,11 +85,13 @@ if source == "test":
     truth = data.class_names[int(data.y_test[int(index)])] if data.y_test is not None else "?"
     caption = f"test image {index} (true class: {truth})"
 elif source == "upload":
+    if ui.demo():
+        st.caption(dashboard.demo_notice("classify"))
     upload = st.file_uploader(
         "An image (png/jpg)",
         type=["png", "jpg", "jpeg"],
         key="classify.upload",
-        max_upload_size=2 if ui.demo() else None,
+        max_upload_size=dashboard.DEMO_MAX_UPLOAD_MB if ui.demo() else None,
     )
     if upload is not None:
         with ui.guard(stop=True):
@@ -114,9 +124,17 @@ result = None
 if image is None:
     st.caption("Choose an image to classify.")
 else:
+    check = None
+    with ui.guard():  # without the check (the run's dataset is gone), classify all the same
+        check = novelty_check(str(path), path.stat().st_mtime, run["dataset"], run["config"].get("image_size"))
     with ui.guard():
-        result = dashboard.classify(model, image, class_names, int(top_k))
+        result = dashboard.classify(model, image, class_names, int(top_k), check)
 if result is not None:
+    if result.get("unusual"):
+        st.warning(
+            f"Unusual image: {result['unusual_reason']}. The label below is a guess, not a confident answer.",
+            icon=":material/help:",
+        )
     cols = st.columns([1, 1, 2])
     with cols[0]:
         ui.image(dashboard.enlarge(image, 160), caption=caption)

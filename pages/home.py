@@ -6,6 +6,8 @@ from core import dashboard
 from core.images import load_png
 from pages import ui
 
+HOME_PICTURE_SIDE = 320  # pixels: the latest GAN samples at a glance, never the page's full width
+
 ui.header("ConvGAN Studio")
 st.markdown(
     "Train **ConvNet classifiers** and **GANs** on image datasets, watch them learn, and use them: "
@@ -18,7 +20,7 @@ runs = store.list_runs(limit=8)
 if not runs:
     st.subheader("First run")
     if ui.demo():
-        st.info("This demo has no runs yet.")
+        st.info(f"This demo has no runs yet. {dashboard.demo_notice('train')}")
     else:
         st.write(
             "The store is empty. Train three small starter models on the embedded 8x8 digits: a ConvNet "
@@ -59,7 +61,8 @@ if runs:
     latest = dashboard.latest_gan_samples(store, runs)
     if latest:
         run_id, epoch, path = latest
-        ui.image(dashboard.enlarge(load_png(path), 200), caption=f"{run_id} after epoch {epoch}")
+        picture, width = dashboard.bounded(load_png(path), HOME_PICTURE_SIDE)
+        ui.image(picture, caption=f"{run_id} after epoch {epoch}", width=width)
 
 st.subheader("Where to next")
 cols = st.columns(5)

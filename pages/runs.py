@@ -248,7 +248,7 @@ try:
     checkpoint = checkpoint_path(store, run_id)
 except UserError:
     checkpoint = None
-if checkpoint is not None:
+if checkpoint is not None and dashboard.checkpoint_downloads_allowed():  # demo: only if the operator allows
     actions[1].download_button(
         "Checkpoint (.keras)",
         checkpoint.read_bytes,

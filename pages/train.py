@@ -109,7 +109,7 @@ if not ui.demo():
                 "the first one measures it."
             )
 else:
-    st.caption("Launching is turned off in this read-only demo; running jobs are shown below.")
+    st.caption(f"{dashboard.demo_notice('train')} Running jobs are shown below.")
 
 with st.container(border=True), ui.guard():
     names = ", ".join(dashboard.device_lines(ui.devices()))

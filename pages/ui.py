@@ -171,12 +171,7 @@ def header(title: str) -> None:
     _ensure_routed()
     st.title(title)
     if demo():
-        st.info(
-            "Read-only demo: browsing runs, sampling (at most "
-            f"{dashboard.DEMO_MAX_SAMPLES} images) and classifying work; training, stopping, deleting "
-            "and uploads are turned off.",
-            icon=":material/visibility:",
-        )
+        st.info(dashboard.demo_notice(), icon=":material/visibility:")
 
 
 def image(array, caption: str | None = None, width: int | str = "content") -> None:
@@ -336,6 +331,10 @@ def _valid(param: share.Param, value: Any) -> bool:
     if param.maximum is not None and value > param.maximum:
         return False
     return param.choices is None or value in param.choices
+
+
+if __name__ == "__main__":  # a /ui link on a fresh server ran this helper module as a page
+    _ensure_routed()
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the generator...")

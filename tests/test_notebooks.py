@@ -23,6 +23,7 @@ import nbformat
 import pytest
 
 from core.store import RunStore
+from tests.test_backend_choice import user_environment
 
 pytestmark = pytest.mark.xdist_group("notebooks")
 
@@ -105,17 +106,18 @@ def _kernel_manager(folder: Path):
 
 
 def execute_notebook(path: Path, home: Path, parameters: dict[str, Any], work: Path) -> nbformat.NotebookNode:
-    """Run a notebook top to bottom in notebooks/ with ``CONVGAN_HOME=home``.
+    """Run a notebook top to bottom in notebooks/ with ``CONVGAN_HOME=home``, as on a user's
+    machine whose ``~/.keras/keras.json`` names another backend.
 
     The executed copy is written to ``work`` (also when a cell fails) for inspection.
     """
-    import os
-
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     inject_parameters(nb, parameters)
-    env = {key: value for key, value in os.environ.items() if key != "CONVGAN_DEMO"}
+    # A user's machine: no KERAS_BACKEND, and a ~/.keras/keras.json naming tensorflow (not installed).
+    env = user_environment(work / "user-home")
+    env.pop("CONVGAN_DEMO", None)
     env["CONVGAN_HOME"] = str(home)
     client = NotebookClient(
         nb,
@@ -235,7 +237,11 @@ def test_datasets_and_convnet_notebook_trains_a_classifier_and_plots_it(executed
     # class counts, histogram, step curves, loss, accuracy, confusion, per class, top-k x2
     assert _mime_count(result.notebook, PLOTLY_MIME) >= 8
     assert _mime_count(result.notebook, "image/png") >= 5  # grids, misclassified, saliency
-    assert run["run_id"] in _stdout(result.notebook)
+    output = _stdout(result.notebook)
+    assert run["run_id"] in output
+    # core.novelty: a flat square and noise are flagged, whatever label they get.
+    assert re.search(r"^a flat grey square: .*, unusual: a flat image", output, re.M), output[-2000:]
+    assert re.search(r"^random noise: .*, unusual: ", output, re.M), output[-2000:]
 
 
 def test_gans_notebook_trains_a_dcgan_and_a_cgan_and_scores_them(executed):
