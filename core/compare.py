@@ -48,7 +48,7 @@ _PREFERRED = (
     ("val_loss", "loss", "g_loss", "d_loss", "test_loss"),
 )
 # Config fields that identify a run rather than set how it trains.
-_NOT_HYPERPARAMETERS = {"run_id", "data"}
+_NOT_HYPERPARAMETERS = {"run_id", "data", "extensions"}  # bookkeeping: data summary, resume history
 
 
 def run_colors(run_ids: Iterable[str]) -> dict[str, str]:

@@ -22,10 +22,11 @@ def test_differing_params_keeps_only_fields_that_differ_nested_and_missing_inclu
     runs = [
         _run("a", {"model": "convnet", "epochs": 3, "optimizer": {"lr": 0.001, "beta": 0.9}, "run_id": "a"}),
         _run("b", {"model": "convnet", "epochs": 3, "optimizer": {"lr": 0.01, "beta": 0.9}, "run_id": "b"}),
-        _run("c", {"model": "convnet", "epochs": 3, "optimizer": {"lr": 0.001, "beta": 0.9}, "mixup": 0.2}),
+        _run("c", {"model": "convnet", "epochs": 3, "optimizer": {"lr": 0.001, "beta": 0.9}, "mixup": 0.2,
+                   "extensions": [{"epochs": 3, "at": 1.0}], "data": {"train_images": 10}}),
     ]
     names, rows = compare.differing_params(runs)
-    assert names == ["mixup", "optimizer.lr"]  # epochs, model, beta equal; run_id is no hyperparameter
+    assert names == ["mixup", "optimizer.lr"]  # epochs, model, beta equal; run_id, data, extensions are bookkeeping
     assert rows == [
         {"run": "a", "mixup": None, "optimizer.lr": 0.001},
         {"run": "b", "mixup": None, "optimizer.lr": 0.01},
