@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import dashboard
+from core import compare, dashboard
 from core.images import load_png
 from pages import ui
 
@@ -46,8 +46,9 @@ with ui.guard():
 
 if runs:
     st.subheader("Recent runs")
-    columns = ["run", "status", "model", "dataset", "epochs", "test_accuracy", "fid_cls", "duration_s"]
-    rows = [{key: row[key] for key in columns} for row in dashboard.run_rows(runs)]
+    columns = ["run", "status", "model", "dataset", "epochs", "test_accuracy", "fid_cls", "training_s", "wall_s"]
+    training = {run["run_id"]: compare.training_seconds(store, run["run_id"]) for run in runs}
+    rows = [{key: row[key] for key in columns} for row in dashboard.run_rows(runs, training=training)]
     st.dataframe(
         rows,
         hide_index=True,
@@ -55,7 +56,8 @@ if runs:
         column_config={
             "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent"),
             "fid_cls": st.column_config.NumberColumn("fid_cls", format="%.2f"),
-            "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
+            "training_s": st.column_config.NumberColumn("training (s)", format="%.0f", help="time spent in epochs"),
+            "wall_s": st.column_config.NumberColumn("wall (s)", format="%.0f", help="from creation to the end"),
         },
     )
     latest = dashboard.latest_gan_samples(store, runs)

@@ -80,6 +80,19 @@ def test_checkpoint_download_only_where_the_operator_allows_it(demo_home, monkey
     assert _checkpoint_buttons(open_page("runs", {"run": run_id})) == ["Checkpoint (.keras)"]
 
 
+def test_home_shows_training_time_and_wall_time_apart(demo_home):
+    home, run_id = demo_home
+    store = RunStore(home)
+    for epoch in (1, 2):
+        store.log_metrics(run_id, {"epoch_seconds": 1.5}, step=epoch, scope="epoch")
+    at = open_page("home")
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert {"training_s", "wall_s"} <= set(table.columns) and "duration_s" not in table.columns
+    row = table[table["run"] == run_id].iloc[0]
+    assert row["training_s"] == 3.0 and row["wall_s"] >= 0
+
+
 def test_home_bounds_the_latest_gan_picture():
     """The browser test measures the picture on Home; here, the sizes Home asks for."""
     for shape, enlarged, width in (
