@@ -52,8 +52,6 @@ def real_runs(tmp_path_factory):
     Returns:
         ``(home, {"convnet": run_id, "dcgan": run_id, "cgan": run_id})``.
     """
-    for module in ("core.classifier", "core.gan", "core.sampling"):
-        pytest.importorskip(module)
     from core import training
 
     home = tmp_path_factory.mktemp("real-runs")
