@@ -344,8 +344,6 @@ def test_evaluate_generator_uses_the_stored_reference_classifier(store, classifi
 
 @pytest.mark.slow
 def test_reference_classifier_trains_once_on_demand(store):
-    pytest.importorskip("core.datasets")
-    pytest.importorskip("core.classifier")
     model = gan_metrics.reference_classifier("digits", store, epochs=2)
     assert isinstance(model, keras.Model)
     assert len(store.list_runs(family="classifier")) == 1

@@ -295,7 +295,7 @@ def dashboard_home(executed, monkeypatch):
 
 
 def test_the_notebook_convnet_run_is_on_the_runs_page(dashboard_home):
-    from tests.app.conftest import assert_clean, open_page
+    from tests.app.harness import assert_clean, open_page
 
     _, results = dashboard_home
     run_id = results["01_datasets_and_convnet"].new_runs[0]["run_id"]
@@ -308,7 +308,7 @@ def test_the_notebook_convnet_run_is_on_the_runs_page(dashboard_home):
 
 
 def test_the_printed_links_open_the_same_views(dashboard_home):
-    from tests.app.conftest import assert_clean, open_page
+    from tests.app.harness import assert_clean, open_page
 
     _, results = dashboard_home
     notebook = results["03_runs_from_the_dashboard"].notebook

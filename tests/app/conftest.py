@@ -1,15 +1,12 @@
-"""Fixtures for the dashboard tests: empty stores, and one store of tiny real runs per session."""
+"""Fixtures for the dashboard tests: empty stores, and one store of tiny real runs per session.
+
+The helpers that open pages and read them are in ``tests/app/harness.py``."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from core.store import RunStore
-
-ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "app.py"
 
 
 @pytest.fixture
@@ -52,8 +49,6 @@ def real_runs(tmp_path_factory):
     Returns:
         ``(home, {"convnet": run_id, "dcgan": run_id, "cgan": run_id})``.
     """
-    for module in ("core.classifier", "core.gan", "core.sampling"):
-        pytest.importorskip(module)
     from core import training
 
     home = tmp_path_factory.mktemp("real-runs")
@@ -74,20 +69,3 @@ def real_home(real_runs, monkeypatch):
     monkeypatch.delenv("CONVGAN_DEMO", raising=False)
     return home, run_ids
 
-
-def open_page(page: str, query: dict[str, str] | None = None, timeout: float = 180):
-    """Run the app on ``page`` (``home``, ``datasets``, ...) with ``query`` in the URL."""
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(APP), default_timeout=timeout)
-    for name, value in (query or {}).items():
-        at.query_params[name] = value
-    at.switch_page(f"pages/{page}.py")
-    return at.run()
-
-
-def assert_clean(at) -> None:
-    """No exception element and no unexpected-error box on the page."""
-    assert not at.exception, [e.value for e in at.exception]
-    unexpected = [e.value for e in at.error if "unexpected error" in e.value]
-    assert not unexpected, unexpected

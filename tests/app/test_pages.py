@@ -9,21 +9,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from core import dashboard
 from core.store import RunStore
-from tests.app.conftest import assert_clean, open_page
-
-PAGES = ("home", "datasets", "train", "runs", "sample", "classify")
-# Keys of every widget that can write (launch, stop, cancel, resume, delete, upload a dataset).
-WRITE_KEYS = (
-    "home.starters",
-    "datasets.upload_save",
-    "datasets.upload_file",
-    "train.launch",
-    "runs.resume",
-    "runs.delete",
-    "runs.delete_confirm",
-)
+from tests.app.harness import PAGES, assert_clean, open_page
 
 
 def _grid(at):
@@ -32,19 +19,6 @@ def _grid(at):
         if element.captions and " images " in element.captions[0]:
             return element.value[0], element.captions[0]
     raise AssertionError("no image grid on the page")
-
-
-def _keys(at) -> set[str]:
-    widgets = [
-        *at.button,
-        *at.file_uploader,
-        *at.get("form_submit_button"),
-        *at.number_input,
-        *at.checkbox,
-        *at.selectbox,
-        *at.text_input,
-    ]
-    return {widget.key for widget in widgets if widget.key}
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -159,45 +133,6 @@ def test_train_form_defaults_come_from_core_config(empty_home):
     assert at.number_input(key="train.learning_rate").value == pytest.approx(defaults.learning_rate)
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_demo_mode_renders_no_write_controls(empty_home, monkeypatch, page):
-    monkeypatch.setenv("CONVGAN_DEMO", "1")
-    hostile = {
-        "delete": "1",
-        "launch": "true",
-        "run": "x; rm -rf /",
-        "task": "gan",
-        "n": "100000",
-        "upload": "1",
-    }
-    at = open_page(page, hostile)
-    assert_clean(at)
-    assert not (_keys(at) & set(WRITE_KEYS)), _keys(at) & set(WRITE_KEYS)
-    assert not at.get("form_submit_button")
-    assert any("Read-only demo" in info.value for info in at.info)
-
-
-def test_every_dashboard_write_refuses_in_demo_mode(empty_home, monkeypatch):
-    from core.config import config_for
-
-    monkeypatch.setenv("CONVGAN_DEMO", "1")
-    store = RunStore(empty_home)
-    writes = [
-        lambda: dashboard.launch(store, config_for("convnet")),
-        lambda: dashboard.launch_starters(store),
-        lambda: dashboard.stop(store, "x"),
-        lambda: dashboard.cancel(store, "x"),
-        lambda: dashboard.resume(store, "x"),
-        lambda: dashboard.delete(store, "x"),
-        lambda: dashboard.save_upload(store, "a.npz", _npz_bytes()),
-    ]
-    for write in writes:
-        with pytest.raises(dashboard.ReadOnlyError, match="read-only demo"):
-            write()
-    assert store.list_runs() == [] and not (empty_home / "uploads").exists()
-    assert dashboard.max_samples() == dashboard.DEMO_MAX_SAMPLES
-
-
 def _zip_of(images: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -246,16 +181,6 @@ def test_cgan_class_comes_from_the_link(real_home):
     assert _image_urls(at, "class 3")
     at.selectbox(key="sample.label").set_value(4).run()
     assert at.query_params["label"] == "4" and _image_urls(at, "class 4")
-
-
-@real
-def test_demo_caps_the_number_of_samples(real_home, monkeypatch):
-    monkeypatch.setenv("CONVGAN_DEMO", "1")
-    _, run_ids = real_home
-    at = open_page("sample", {"run": run_ids["dcgan"], "n": "100000"})
-    assert_clean(at)
-    assert at.number_input(key="sample.n").value == dashboard.DEMO_MAX_SAMPLES
-    assert any("n='100000'" in w.value for w in at.warning)
 
 
 @real

@@ -12,7 +12,7 @@ import pytest
 
 from core import images
 from core.store import RunStore
-from tests.app.conftest import assert_clean, open_page
+from tests.app.harness import assert_clean, open_page
 
 CLASSES = [str(digit) for digit in range(10)]
 # (model, family, learning rate, batch size) of the stored runs, oldest first.

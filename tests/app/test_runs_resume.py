@@ -2,7 +2,7 @@
 
 from core.config import config_for, config_to_dict
 from core.store import RunStore
-from tests.app.conftest import assert_clean, open_page
+from tests.app.harness import assert_clean, open_page
 
 
 def _run(home, status: str, epochs: int, extensions=()) -> str:

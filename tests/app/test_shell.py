@@ -1,6 +1,7 @@
-"""The dashboard's frame (AppTest): demo mode says the same thing on every page and offers no
-checkpoint download unless the operator allows it; Home's GAN picture has a bounded size;
-Classify checks whether an image is like the training images."""
+"""The dashboard's frame (AppTest): Home shows training time and wall time apart and gives its
+GAN picture a bounded size; Classify checks whether an image is like the training images.
+
+Demo mode is tested in ``tests/hardening/test_demo_mode.py``."""
 
 from __future__ import annotations
 
@@ -8,80 +9,25 @@ import keras
 import numpy as np
 import pytest
 
-from core import dashboard
+from core import dashboard, novelty
+from core.checkpoints import checkpoint_path
 from core.models import build_classifier
 from core.store import RunStore
-from tests.app.conftest import assert_clean, open_page
+from tests.app.harness import assert_clean, open_page
 from tests.stored_runs import completed_classifier_run
-
-PAGES = ("home", "datasets", "train", "runs", "sample", "classify")
 
 
 @pytest.fixture
-def demo_home(empty_home, monkeypatch):
-    """Demo mode on a store holding one classifier run (untrained weights: the pages only need a checkpoint)."""
-    monkeypatch.setenv("CONVGAN_DEMO", "1")
-    monkeypatch.delenv(dashboard.DEMO_DOWNLOADS_ENV, raising=False)
+def classifier_home(empty_home):
+    """A store holding one classifier run (untrained weights: the pages only need a checkpoint)."""
     keras.utils.set_random_seed(0)
     model = build_classifier("convnet", (8, 8, 1), 10, augment=False)
     run_id = completed_classifier_run(RunStore(empty_home), model, "digits", 0.5)
     return empty_home, run_id
 
 
-def _texts(at) -> list[str]:
-    return [element.value for kind in ("info", "caption", "warning", "markdown") for element in getattr(at, kind)]
-
-
-def test_demo_mode_says_the_same_thing_on_every_page(demo_home):
-    notice = dashboard.demo_notice()
-    assert "classifying one image at a time" in notice and "checkpoint downloads" in notice
-    for page in PAGES:
-        at = open_page(page)
-        assert_clean(at)
-        banners = [info.value for info in at.info if info.value.startswith("Read-only demo")]
-        assert banners == [notice], (page, banners)
-        # No other wording of what the demo allows: every demo line comes from demo_notice().
-        other = [t for t in _texts(at) if "demo" in t.lower() and t != notice]
-        allowed = [dashboard.demo_notice(feature) for feature in (*dashboard.DEMO_ALLOWED, *dashboard.DEMO_OFF)]
-        assert all(any(line in t for line in allowed) for t in other), (page, other)
-
-
-def test_demo_lines_of_train_and_classify_come_from_the_notice(demo_home):
-    at = open_page("train")
-    assert any(dashboard.demo_notice("train") in caption.value for caption in at.caption)
-    at = open_page("classify", {"source": "upload"})
-    assert_clean(at)
-    assert dashboard.demo_notice("classify") in [caption.value for caption in at.caption]
-
-
-def test_demo_home_without_runs_says_training_is_off(empty_home, monkeypatch):
-    monkeypatch.setenv("CONVGAN_DEMO", "1")
-    at = open_page("home")
-    assert any(dashboard.demo_notice("train") in info.value for info in at.info)
-
-
-def _checkpoint_buttons(at) -> list[str]:
-    return [button.label for button in at.get("download_button") if "Checkpoint" in button.label]
-
-
-def test_checkpoint_download_only_where_the_operator_allows_it(demo_home, monkeypatch):
-    _, run_id = demo_home
-    at = open_page("runs", {"run": run_id})
-    assert_clean(at)
-    assert [button.label for button in at.get("download_button")], "the metrics CSV is still offered"
-    assert _checkpoint_buttons(at) == []
-    assert "checkpoint downloads" in dashboard.demo_notice()
-    monkeypatch.setenv(dashboard.DEMO_DOWNLOADS_ENV, "1")
-    at = open_page("runs", {"run": run_id})
-    assert _checkpoint_buttons(at) == ["Checkpoint (.keras)"]
-    assert "checkpoint downloads" not in dashboard.demo_notice()
-    monkeypatch.delenv("CONVGAN_DEMO")
-    monkeypatch.delenv(dashboard.DEMO_DOWNLOADS_ENV)
-    assert _checkpoint_buttons(open_page("runs", {"run": run_id})) == ["Checkpoint (.keras)"]
-
-
-def test_home_shows_training_time_and_wall_time_apart(demo_home):
-    home, run_id = demo_home
+def test_home_shows_training_time_and_wall_time_apart(classifier_home):
+    home, run_id = classifier_home
     store = RunStore(home)
     for epoch in (1, 2):
         store.log_metrics(run_id, {"epoch_seconds": 1.5}, step=epoch, scope="epoch")
@@ -105,31 +51,9 @@ def test_home_bounds_the_latest_gan_picture():
         assert (image.shape[:2], shown) == (enlarged, width), shape
 
 
-def test_classify_checks_test_images_against_the_training_images(demo_home, monkeypatch):
-    monkeypatch.delenv("CONVGAN_DEMO")
-    _, run_id = demo_home
+def test_classify_checks_test_images_against_the_training_images(classifier_home):
+    _, run_id = classifier_home
     at = open_page("classify", {"source": "test", "image": "3"})
     assert_clean(at)
     assert not [w.value for w in at.warning if "Unusual image" in w.value]  # a real test digit
-    from core import novelty
-    from core.checkpoints import checkpoint_path
-
-    assert novelty.cache_path(checkpoint_path(RunStore(demo_home[0]), run_id)).is_file()
-
-
-def test_classify_warns_about_an_upload_unlike_the_training_images(demo_home):
-    """In the demo (which takes one image at a time), writing nothing to the store."""
-    from core import novelty
-    from core.checkpoints import checkpoint_path
-    from core.images import png_bytes
-
-    home, run_id = demo_home
-    at = open_page("classify", {"run": run_id, "source": "upload"})
-    flat = png_bytes(np.full((48, 48, 3), 30, np.uint8))
-    at.file_uploader(key="classify.upload").set_value(("flat.png", flat, "image/png")).run()
-    assert_clean(at)
-    warnings = [w.value for w in at.warning if w.value.startswith("Unusual image")]
-    assert warnings == ["Unusual image: a flat image (one colour), with nothing to classify. "
-                        "The label below is a guess, not a confident answer."]
-    assert at.get("plotly_chart"), "the label is still shown, with the warning"
-    assert not novelty.cache_path(checkpoint_path(RunStore(home), run_id)).exists()
+    assert novelty.cache_path(checkpoint_path(RunStore(classifier_home[0]), run_id)).is_file()

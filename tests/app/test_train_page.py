@@ -8,7 +8,7 @@ import pytest
 from core import dashboard, jobs, share
 from core.config import config_for
 from core.store import RunStore
-from tests.app.conftest import assert_clean, open_page
+from tests.app.harness import assert_clean, open_page
 
 # Every field of the form, for a classifier and for the GAN with the most fields, none at its default.
 LINKS = {

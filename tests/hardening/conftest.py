@@ -61,7 +61,6 @@ def trained_classifier(tmp_path_factory):
     Returns:
         ``(home, run_id)``; treat the store as read-only.
     """
-    pytest.importorskip("core.classifier")
     from core import training
     from core.config import config_for
 

@@ -16,7 +16,6 @@ pytestmark = [pytest.mark.xdist_group("hardening_runs"), pytest.mark.slow]
 
 
 def test_two_trainers_and_a_reader_lose_nothing_and_never_see_a_locked_database(store, monkeypatch):
-    pytest.importorskip("core.classifier")
     monkeypatch.setenv("CONVGAN_MAX_JOBS", "2")
     epochs, batch_size = 6, 32
     steps_per_epoch = 1437 // batch_size  # trainers use whole batches only

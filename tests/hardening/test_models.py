@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core import checkpoints
+from core import checkpoints, sampling
 from core.errors import ModelFileError, UserError
 from tests.hardening import craft
 
@@ -165,7 +165,6 @@ def classifier_file(trained_classifier) -> Path:
 
 
 def test_a_gan_run_is_refused_by_classify_before_its_file_is_read(store, tmp_path):
-    pytest.importorskip("core.classifier")
     from core.inference import classify_files
 
     run_id = craft.add_run(store, "gan", "dcgan")  # no checkpoint at all: refused on the record alone
@@ -177,7 +176,6 @@ def test_a_gan_run_is_refused_by_classify_before_its_file_is_read(store, tmp_pat
 
 
 def test_a_gan_file_in_a_classifier_run_is_refused_by_classify_and_evaluate(store, tmp_path, gan_checkpoint):
-    pytest.importorskip("core.classifier")
     from core.evaluation import evaluate_run
     from core.inference import classify_files
 
@@ -191,7 +189,6 @@ def test_a_gan_file_in_a_classifier_run_is_refused_by_classify_and_evaluate(stor
 
 
 def test_a_classifier_is_refused_by_sampling(store, tmp_path, classifier_file):
-    sampling = pytest.importorskip("core.sampling")
     out = tmp_path / "grid.png"
     for family in ("classifier", "gan"):  # a classifier run, and a GAN run holding a classifier file
         run_id = craft.add_run(store, family, "convnet" if family == "classifier" else "dcgan", classifier_file)
@@ -247,7 +244,6 @@ def test_images_of_another_shape_are_adapted_to_the_model_with_notes(trained_cla
 
 
 def test_a_run_whose_data_changed_shape_fails_clearly_on_resume_and_evaluate(store, tmp_path):
-    pytest.importorskip("core.classifier")
     import numpy as np
     from PIL import Image
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from core import share
 from core.store import RunStore
-from tests.hardening.apptest import HOSTILE_QUERY, PAGES, assert_clean, open_page, page_text
+from tests.app.harness import HOSTILE_QUERY, PAGES, assert_clean, open_page, page_text
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_IDS = ("convnet-digits-1124-205501-3fa2", "dcgan-digits-1124-205502-0b1c")

@@ -64,7 +64,6 @@ def diverged(tmp_path_factory):
     epochs the weights overflow to inf and the loss to NaN. The warm-up spans 10% of all steps
     (of 1000 epochs here), so the first epochs are still finite and leave good checkpoints.
     """
-    pytest.importorskip("core.classifier")
     home = tmp_path_factory.mktemp("diverged")
     argv = ["train", "--model", "convnet", "--dataset", "digits", "--epochs", "1000", "--batch-size", "32",
             "--lr", "1e6", "--json"]
@@ -208,7 +207,6 @@ def _check_after_kill(store: RunStore, run_id: str, moment: str) -> int:
 
 
 def test_kill_9_at_ten_random_moments_never_leaves_the_store_inconsistent(store, monkeypatch):
-    pytest.importorskip("core.classifier")
     monkeypatch.setenv("CONVGAN_MAX_JOBS", "1")
     seed = int(os.environ.get("CONVGAN_KILL_SEED", random.randrange(2**32)))
     rng = random.Random(seed)
