@@ -17,8 +17,10 @@ import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
+from PIL import Image
 
-from core import checkpoints
+from core import checkpoints, validation
+from core.batches import ShuffledBatches
 from core.config import (
     ClassifierConfig,
     recommended_settings,  # noqa: F401 - re-exported for front ends
@@ -26,7 +28,7 @@ from core.config import (
 from core.errors import DatasetError, ModelFileError, TrainingFailed, UserError
 from core.models.augment import augmentation_preset
 from core.models.classifiers import SparseCrossentropy, build_classifier
-from core.training import single_device
+from core.parallel import single_device
 
 EVAL_BATCH_SIZE = 500  # images per inference call; divides 10,000 so test sets compile once
 WARMUP_FRACTION = 0.1  # of all training steps: linear learning-rate warm-up, then cosine decay
@@ -46,14 +48,16 @@ def fit_classifier(config: ClassifierConfig, data, ctx) -> dict[str, Any]:
         accuracy, confusion matrix, ``num_params``).
 
     Raises:
-        DatasetError: the data set has no labels or its arrays do not match.
+        ConfigError: the data set has no labels, or fewer training images than a batch.
+        DatasetError: the data set's arrays do not match.
         ModelFileError: the resume checkpoint does not fit this data set.
         TrainingFailed: the loss became NaN.
     """
     config.validate()
+    validation.check_data(config, data)
     _check_data(data)
     keras.utils.set_random_seed(config.seed)
-    batches = ShuffledBatches(data.x_train, data.y_train, config.batch_size, config.seed, ctx.initial_epoch)
+    batches = ShuffledBatches(data.x_train, data.y_train, config.batch_size, seed=config.seed, epoch=ctx.initial_epoch)
     steps_per_epoch = len(batches)
     if ctx.resume_checkpoint is not None:
         model = _load_checkpoint(ctx.resume_checkpoint, data)
@@ -75,7 +79,8 @@ def fit_classifier(config: ClassifierConfig, data, ctx) -> dict[str, Any]:
             epochs=config.epochs,
             initial_epoch=ctx.initial_epoch,
             shuffle=False,  # the batches shuffle themselves, by epoch
-            callbacks=[EpochTestMetrics(data.x_test, data.y_test), *ctx.callbacks(steps_per_epoch)],
+            callbacks=[batches.epoch_callback(), EpochTestMetrics(data.x_test, data.y_test),
+                       *ctx.callbacks(steps_per_epoch)],
             verbose=0,
         )
         losses = history.history.get("loss", [])
@@ -84,36 +89,6 @@ def fit_classifier(config: ClassifierConfig, data, ctx) -> dict[str, Any]:
                 f"training loss became {losses[-1]}: lower the learning rate (now {config.learning_rate})"
             )
     return evaluate_classifier(model, data)
-
-
-class ShuffledBatches(keras.utils.PyDataset):
-    """Whole batches of ``(images, labels)`` in an order drawn from ``(seed, epoch)``.
-
-    Seeding each epoch's order by its number gives a resumed run the same batches as an
-    uninterrupted one. The last, smaller batch of each epoch is left out (other images each
-    epoch): it would compile a second training step, seconds of CPU time for a few images.
-    """
-
-    def __init__(self, images, labels, batch_size: int, seed: int, epoch: int = 0):
-        super().__init__()
-        self.images, self.labels = images, labels
-        self.batch_size = min(batch_size, len(images))
-        self.seed, self.epoch = seed, epoch
-        self._order = self._permutation()
-
-    def _permutation(self) -> np.ndarray:
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
-
-    def __len__(self) -> int:
-        return len(self.images) // self.batch_size
-
-    def __getitem__(self, index: int):
-        chosen = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
-        return self.images[chosen], self.labels[chosen]
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self._order = self._permutation()
 
 
 class EpochTestMetrics(keras.callbacks.Callback):
@@ -337,8 +312,7 @@ def saliency(model: keras.Model, image, class_index: int, method: str = "smoothg
 
 
 def _check_data(data) -> None:
-    if data.y_train is None or data.y_test is None:
-        raise DatasetError("this data set has no labels: classifiers need one sub-folder per class")
+    """The labelled arrays agree with each other (that there are labels is ``core.validation``'s rule)."""
     if len(data.x_train) != len(data.y_train) or len(data.x_test) != len(data.y_test):
         raise DatasetError("the data set's images and labels differ in number")
     if len(data.x_train) == 0 or len(data.x_test) == 0:
@@ -507,8 +481,6 @@ def _pad_to_aspect(images: np.ndarray, aspect: float) -> np.ndarray:
 
 
 def _resize(images: np.ndarray, height: int, width: int) -> np.ndarray:
-    from PIL import Image
-
     # Area averaging when shrinking (as the 8x8 digits were made from 32x32 bitmaps), bicubic
     # when enlarging.
     shrinking = images.shape[1] > height or images.shape[2] > width

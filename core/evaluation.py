@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from core import classifier, gan, training
 from core.checkpoints import load_run_model
 from core.config import config_from_dict
+from core.datasets import load_dataset
 from core.store import RunStore
 
 
@@ -13,7 +16,8 @@ def evaluate_run(store: RunStore, run_id: str, epoch: int | None = None) -> dict
     """Evaluate a run's checkpoint on its dataset's test split.
 
     Classifiers: test accuracy and loss, per-class accuracy, confusion matrix. GANs: fid_cls,
-    kid_cls, precision, recall (and label_accuracy for cgan).
+    kid_cls, precision, recall (and label_accuracy for cgan), in the features of the data
+    set's reference classifier run, trained first when the store has none.
 
     Args:
         store: the run store.
@@ -26,16 +30,11 @@ def evaluate_run(store: RunStore, run_id: str, epoch: int | None = None) -> dict
     Raises:
         UserError: no checkpoint, dataset unavailable.
     """
-    from core.datasets import load_dataset
-
     run = store.get_run(run_id)
     config = config_from_dict(run["config"])
     data = load_dataset(config.dataset, image_size=config.image_size)
     model = load_run_model(store, run_id, epoch)
     if config.family == "classifier":
-        from core.classifier import evaluate_classifier
-
-        return evaluate_classifier(model, data)
-    from core.gan import evaluate_gan
-
-    return evaluate_gan(model, data, config, store=store)
+        return classifier.evaluate_classifier(model, data)
+    reference_run = functools.partial(training.reference_run, config.dataset, store, image_size=config.image_size)
+    return gan.evaluate_gan(model, data, config, store=store, reference_run=reference_run)

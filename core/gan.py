@@ -2,34 +2,44 @@
 
 ``fit_gan`` builds (or, to resume, loads) the model, trains it on shuffled full batches with
 the run's callbacks plus :class:`SampleGrid`, then scores the EMA generator with
-``core.gan_metrics`` when that module can be used (fid_cls, kid_cls, precision, recall, and
-label_accuracy for cgan), plus ``fid_cls_no_ema`` for the raw generator, and records which
-classifier run scored it (``reference_run``).
+``core.gan_metrics`` when a reference classifier run is there to score with (fid_cls, kid_cls,
+precision, recall, and label_accuracy for cgan), plus ``fid_cls_no_ema`` for the raw
+generator, and records which classifier run scored it (``reference_run``).
 """
 
 from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from core import images, sampling
+from core import gan_metrics, images, sampling, validation
+from core.batches import ShuffledBatches
 from core.config import GANConfig
 from core.errors import ConfigError
 from core.models.gan_base import GAN
+from core.models.gans import GAN_CLASSES, build_gan
+from core.store import RunStore
+
+# Makes sure of a GAN's reference classifier run and returns its record (``core.training``'s).
+ReferenceRun = Callable[[], dict[str, Any]]
 
 
-def fit_gan(config: GANConfig, data, ctx) -> dict[str, Any]:
+def fit_gan(config: GANConfig, data, ctx, *, reference_run: ReferenceRun | None = None) -> dict[str, Any]:
     """Train the GAN of ``config`` on ``data`` for the run ``ctx``.
 
     Args:
         config: the run's ``GANConfig``.
         data: a ``core.datasets.Dataset`` (uint8 images; labels needed for cgan).
         ctx: the run's ``core.runctx.RunContext`` (run folder, resume checkpoint, callbacks).
+        reference_run: called before scoring, makes sure of the reference classifier run
+            (``core.training`` passes one that trains it if missing); None: the best one
+            already in the store, if any.
 
     Returns:
         The last epoch's training logs (``d_loss``, ``g_loss``, ...) and, when the run
@@ -40,11 +50,7 @@ def fit_gan(config: GANConfig, data, ctx) -> dict[str, Any]:
         ConfigError: cgan on unlabeled data, a batch larger than the data, an image shape the
             models cannot make, or a resume checkpoint of another kind of model.
     """
-    if config.model == "cgan" and data.y_train is None:
-        raise ConfigError(f"{config.dataset} has no labels: cgan needs one sub-folder per class (use dcgan)")
-    num_images = len(data.x_train)
-    if config.batch_size > num_images:
-        raise ConfigError(f"batch size {config.batch_size} is larger than the {num_images} training images")
+    validation.check_data(config, data)
     keras.utils.set_random_seed(config.seed)
     if ctx.resume_checkpoint is not None:
         model = sampling.load_gan(ctx.resume_checkpoint)
@@ -53,13 +59,10 @@ def fit_gan(config: GANConfig, data, ctx) -> dict[str, Any]:
                 f"checkpoint {Path(ctx.resume_checkpoint).name} holds a {type(model).__name__}, not {config.model}"
             )
     else:
-        from core.models.gans import build_gan
-
         model = build_gan(config, data.image_shape, data.num_classes)
 
     labels = data.y_train if model.conditional else None
-    batches = ShuffledBatches(data.x_train, labels, config.batch_size, seed=config.seed,
-                              first_epoch=ctx.initial_epoch)
+    batches = ShuffledBatches(data.x_train, labels, config.batch_size, seed=config.seed, epoch=ctx.initial_epoch)
     callbacks = list(ctx.callbacks(len(batches), batch_size=config.batch_size))
 
     def is_partial(epoch: int) -> bool:
@@ -69,9 +72,8 @@ def fit_gan(config: GANConfig, data, ctx) -> dict[str, Any]:
     grid = SampleGrid(Path(ctx.run_dir) / "samples", num_images=config.sample_grid_size, seed=config.seed,
                       initial_epoch=ctx.initial_epoch, is_partial=is_partial)
     # Batches are shuffled by ShuffledBatches (seeded per epoch), not by fit (global RNG).
-    set_epoch = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None: batches.set_epoch(epoch))
     history = model.fit(batches, epochs=config.epochs, initial_epoch=ctx.initial_epoch, shuffle=False,
-                        callbacks=[set_epoch, grid, *callbacks], verbose=0)
+                        callbacks=[batches.epoch_callback(), grid, *callbacks], verbose=0)
     final = {name: float(values[-1]) for name, values in history.history.items() if values}
     if getattr(ctx, "failure", None) or getattr(ctx, "stopped", False):
         return final
@@ -82,15 +84,14 @@ def fit_gan(config: GANConfig, data, ctx) -> dict[str, Any]:
     if hasattr(ctx, "set_phase"):
         ctx.set_phase("scoring")
     store = getattr(ctx, "store", None)
-    final.update(evaluate_gan(model, data, config, store=store, should_stop=stopping))
+    final.update(evaluate_gan(model, data, config, store=store, reference_run=reference_run, should_stop=stopping))
     if "fid_cls" in final and not stopping():
-        from core.models.gans import build_gan
-
         # The same seed builds the same untrained generator: the baseline the trained
         # generator's fid_cls is read against.
         keras.utils.set_random_seed(config.seed)
         untrained = build_gan(config, data.image_shape, data.num_classes)
-        final["fid_cls_untrained"] = evaluate_gan(untrained, data, config, store=store).get("fid_cls")
+        final["fid_cls_untrained"] = evaluate_gan(untrained, data, config, store=store,
+                                                  reference_run=reference_run).get("fid_cls")
     if stopping():
         ctx.skipped = [name for name in SCORES if name not in final]
     return final
@@ -100,13 +101,15 @@ def fit_gan(config: GANConfig, data, ctx) -> dict[str, Any]:
 SCORES = ("fid_cls", "fid_cls_no_ema", "fid_cls_untrained")
 
 
-def evaluate_gan(model: GAN, data, config: GANConfig, *, store=None, should_stop=lambda: False) -> dict[str, Any]:
+def evaluate_gan(model: GAN, data, config: GANConfig, *, store: RunStore | None = None,
+                 reference_run: ReferenceRun | None = None, should_stop=lambda: False) -> dict[str, Any]:
     """Score a GAN's EMA generator (and its raw generator, for ``fid_cls_no_ema``).
 
-    Uses ``core.gan_metrics.evaluate_generator`` with the dataset's reference classifier
-    (found in, or trained into, ``store``). Metrics are a bonus to training: if they cannot
-    be computed, the reason goes to stderr and the result is empty. When ``should_stop()``
-    turns true, the scores computed so far are returned.
+    Uses ``core.gan_metrics.evaluate_generator`` with the dataset's reference classifier:
+    the run ``reference_run()`` returns, else the best one in ``store``. Metrics are a bonus
+    to training: if they cannot be computed (no reference classifier among them), the reason
+    goes to stderr and the result is empty. When ``should_stop()`` turns true, the scores
+    computed so far are returned.
 
     Returns:
         ``fid_cls``, ``kid_cls``, ``precision``, ``recall``, ``label_accuracy`` (cgan),
@@ -114,11 +117,11 @@ def evaluate_gan(model: GAN, data, config: GANConfig, *, store=None, should_stop
         them); or {} when metrics are unavailable.
     """
     try:
-        from core import gan_metrics
-        from core.store import RunStore
-
         store = store if store is not None else RunStore()
-        reference = gan_metrics.reference_run(data.info.name, store, image_size=config.image_size)
+        if reference_run is not None:
+            reference = reference_run()
+        else:
+            reference = gan_metrics.reference_run(data.info.name, store, image_size=config.image_size)
         classifier = gan_metrics.load_classifier(store, reference["run_id"])
         results: dict[str, Any] = {"reference_run": reference["run_id"]}
         for ema in (True, False):
@@ -146,51 +149,7 @@ def evaluate_gan(model: GAN, data, config: GANConfig, *, store=None, should_stop
 
 
 def _matches(model, config: GANConfig) -> bool:
-    from core.models.gans import GAN_CLASSES
-
     return type(model) is GAN_CLASSES.get(config.model)
-
-
-class ShuffledBatches(keras.utils.PyDataset):
-    """Full batches of images (and labels) in a new seeded order every epoch.
-
-    The remainder that does not fill a batch is left out of that epoch (a different one each
-    epoch), so every step has the same shape and XLA compiles the step once. The order of
-    epoch ``e`` depends only on ``(seed, e)``, so a resumed run sees the same batches as an
-    uninterrupted one; ``fit_gan`` calls :meth:`set_epoch` at the start of every epoch (Keras'
-    own ``on_epoch_end`` calls of a PyDataset do not count epochs reliably).
-
-    Args:
-        x: uint8 images (N, H, W, C).
-        y: labels (N,) or None.
-        batch_size: images per batch.
-        seed: with the epoch number, fixes each epoch's order.
-        first_epoch: the epoch before the first :meth:`set_epoch` call.
-    """
-
-    def __init__(self, x, y, batch_size: int, *, seed: int = 0, first_epoch: int = 0):
-        super().__init__()
-        self.x, self.y = x, y
-        self.batch_size = batch_size
-        self.seed = seed
-        self.epoch = first_epoch
-        self._order_epoch = None
-        self._order = None
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self):
-        return len(self.x) // self.batch_size
-
-    def __getitem__(self, index):
-        if self._order_epoch != self.epoch:
-            self._order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
-            self._order_epoch = self.epoch
-        picked = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
-        if self.y is None:
-            return (self.x[picked],)
-        return self.x[picked], self.y[picked]
 
 
 class SampleGrid(keras.callbacks.Callback):

@@ -9,6 +9,8 @@ or KID numbers, nor across reference classifiers. ``fid_inception`` is the class
 
 The distance functions are pure functions of feature arrays ``(num_images, feature_dim)``;
 :func:`evaluate_generator` ties them to a generator, a dataset and a reference classifier.
+This module never trains: it loads a reference classifier run that exists, which the runs layer
+makes sure of before a GAN is scored (``core.training.reference_run``).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import keras
 import numpy as np
 import scipy.linalg
 
-from core.errors import ModelFileError, TrainingFailed, UserError
+from core import checkpoints
+from core.datasets import dataset_info
+from core.errors import ModelFileError, UserError
+from core.store import RunStore
 
-# Epochs of the convnet trained on demand as a reference classifier (digits: seconds on CPU).
-REFERENCE_EPOCHS = 5
 # Pairwise-distance blocks in precision_recall hold at most this many float64 entries (32 MB).
 MAX_BLOCK_ENTRIES = 1 << 22
 # The download of InceptionV3 weights gives up after this many seconds without data.
@@ -354,71 +357,72 @@ def feature_extractor(classifier: keras.Model, batch_size: int = 256) -> Callabl
 # ---- reference classifier ----------------------------------------------------------------------
 
 
-def reference_classifier(
-    dataset_spec: str, store=None, *, image_size: int | None = None, epochs: int = REFERENCE_EPOCHS
-) -> keras.Model:
-    """The classifier whose feature space defines ``fid_cls``/``kid_cls`` for a dataset.
-
-    Loads the checkpoint of :func:`reference_run` (same arguments).
-
-    Returns:
-        The trained classifier (takes raw 0..255 pixels).
-    """
-    from core.store import RunStore
-
-    store = store if store is not None else RunStore()
-    return load_classifier(store, reference_run(dataset_spec, store, image_size=image_size, epochs=epochs)["run_id"])
-
-
-def reference_run(
-    dataset_spec: str, store=None, *, image_size: int | None = None, epochs: int = REFERENCE_EPOCHS
-) -> dict[str, Any]:
-    """The run record of the reference classifier for a dataset.
+def find_reference_run(store: RunStore, dataset_spec: str, *, image_size: int | None = None) -> dict[str, Any] | None:
+    """The run record of a data set's reference classifier, or None when the store has none.
 
     The completed classifier run on ``dataset_spec`` (and ``image_size``) with the highest
-    ``test_accuracy`` in the store; if there is none, a ``convnet`` run is trained now and
-    stays in the store, so the next call finds it (the run is the cache). Scores are
-    comparable only between generators scored by the same run: training a better classifier
-    changes the reference.
+    ``test_accuracy``. Scores are comparable only between generators scored by the same run:
+    training a better classifier changes the reference.
 
     Args:
-        dataset_spec: the dataset spec, as in ``ClassifierConfig.dataset``.
-        store: a ``core.store.RunStore`` (default: ``$CONVGAN_HOME``).
+        store: the run store.
+        dataset_spec: the data set spec, as in ``GANConfig.dataset``.
         image_size: the image size the GAN trains at (None = native).
-        epochs: epochs of the convnet trained when no run exists.
 
     Raises:
-        UserError: unknown or unlabeled dataset.
-        TrainingFailed: the on-demand training run did not complete.
+        DatasetError: unknown data set spec.
     """
-    from core import training
-    from core.config import ClassifierConfig
-    from core.datasets import dataset_info
-    from core.store import RunStore
-
-    store = store if store is not None else RunStore()
     name = dataset_info(dataset_spec).name  # canonical spec; raises DatasetError for a bad one
-    run = _best_classifier_run(store, {dataset_spec, name}, image_size)
-    if run is None:
-        config = ClassifierConfig(model="convnet", dataset=name, epochs=epochs, image_size=image_size)
-        run = training.train(config, store=store)
-        if run["status"] != "completed":
-            raise TrainingFailed(
-                f"the reference classifier run {run['run_id']} for {name} ended {run['status']}: "
-                f"{run.get('error') or 'see its train.log'}"
-            )
-    return run
-
-
-def _best_classifier_run(store, dataset_specs: set[str], image_size: int | None) -> dict[str, Any] | None:
     runs = [
         run
         for run in store.list_runs(status="completed", family="classifier")
-        if run["dataset"] in dataset_specs
+        if run["dataset"] in {dataset_spec, name}
         and run["config"].get("image_size") == image_size
         and isinstance((run.get("metrics") or {}).get("test_accuracy"), (int, float))
     ]
     return max(runs, key=lambda run: run["metrics"]["test_accuracy"], default=None)
+
+
+def reference_run(dataset_spec: str, store: RunStore | None = None, *, image_size: int | None = None) -> dict[str, Any]:
+    """Like :func:`find_reference_run`, for a data set that must have a reference classifier.
+
+    Args:
+        dataset_spec: the data set spec.
+        store: the run store (default: ``$CONVGAN_HOME``).
+        image_size: the image size the GAN trains at (None = native).
+
+    Returns:
+        The classifier run's record.
+
+    Raises:
+        UserError: unknown data set, or no completed classifier run on it to score with.
+    """
+    store = store if store is not None else RunStore()
+    run = find_reference_run(store, dataset_spec, image_size=image_size)
+    if run is None:
+        at_size, size_flag = ("", "") if image_size is None else (f" at {image_size} pixels", f" --image-size {image_size}")
+        raise UserError(
+            f"no reference classifier for {dataset_spec}{at_size}: GAN "
+            "metrics need a completed classifier run on the same data; train one with "
+            f"`python -m core train --model convnet --dataset {dataset_spec}{size_flag}`"
+        )
+    return run
+
+
+def reference_classifier(dataset_spec: str, store: RunStore | None = None, *,
+                         image_size: int | None = None) -> keras.Model:
+    """The classifier whose feature space defines ``fid_cls``/``kid_cls`` for a data set.
+
+    Loads the checkpoint of :func:`reference_run` (same arguments); never trains one.
+
+    Returns:
+        The trained classifier (takes raw 0..255 pixels).
+
+    Raises:
+        UserError: unknown data set, or no reference classifier run for it.
+    """
+    store = store if store is not None else RunStore()
+    return load_classifier(store, reference_run(dataset_spec, store, image_size=image_size)["run_id"])
 
 
 # Loaded reference classifiers by checkpoint file and modification time: a GAN evaluated every
@@ -428,8 +432,6 @@ _LOADED: dict[tuple[str, float], keras.Model] = {}
 
 def load_classifier(store, run_id: str) -> keras.Model:
     """The latest checkpoint of classifier run ``run_id``, loaded once per checkpoint file."""
-    from core import checkpoints
-
     path = checkpoints.checkpoint_path(store, run_id)
     key = (str(path), os.path.getmtime(path))
     if key not in _LOADED:
@@ -458,7 +460,7 @@ def evaluate_generator(
         data: a ``core.datasets.Dataset``; real images come from its test split, or from the
             train split when the test split has fewer than ``num_samples`` images.
         classifier: the reference classifier; default :func:`reference_classifier` of
-            ``data``'s spec and image size (found in, or trained into, ``$CONVGAN_HOME``).
+            ``data``'s spec and image size, found in ``$CONVGAN_HOME`` (never trained here).
         num_samples: generated (and real) images to compare; capped to the real images there are.
         seed: seeds the real subset, the generator call and the KID subsets.
         conditional: also measure ``label_accuracy`` on balanced labels.
@@ -469,7 +471,8 @@ def evaluate_generator(
         ``recall``, ``label_accuracy`` (conditional only), ``num_samples`` and ``notes``.
 
     Raises:
-        UserError: bad arguments, or ``sample_fn`` returned the wrong shape or dtype.
+        UserError: bad arguments, no reference classifier run (when ``classifier`` is None), or
+            ``sample_fn`` returned the wrong shape or dtype.
     """
     if num_samples < 2:
         raise UserError(f"num_samples must be at least 2, got {num_samples}")
@@ -522,8 +525,6 @@ def evaluate_generator(
 
 def _image_size_of(data) -> int | None:
     """The ``image_size`` a dataset was loaded with (None: its native size)."""
-    from core.datasets import dataset_info
-
     native = dataset_info(data.info.name).image_shape
     return None if tuple(data.image_shape) == tuple(native) else int(data.image_shape[0])
 

@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jax
+
 from core import training
-from core.callbacks import read_train_state
+from core.callbacks import EpochLog, read_train_state
 from core.config import Config
 from core.errors import UserError
 from core.store import RunStore, iso, this_host
@@ -45,8 +47,6 @@ def max_concurrent_jobs() -> int:
         except ValueError as err:
             raise UserError(f"CONVGAN_MAX_JOBS must be a whole number, got {configured!r}") from err
     try:
-        import jax
-
         gpus = [d for d in jax.local_devices() if d.platform != "cpu"]
     except RuntimeError:
         gpus = []
@@ -118,8 +118,6 @@ def _spawn_worker(store: RunStore, run_id: str) -> None:
 def work(store: RunStore, run_id: str) -> dict[str, Any]:
     """Body of a worker process: train (resuming from a checkpoint if there is one), then
     dispatch the queue, however training ended."""
-    from core.callbacks import EpochLog
-
     try:
         run = store.get_run(run_id)
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} worker {os.getpid()} on {this_host()}: "

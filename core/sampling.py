@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from core import images
+from core import checkpoints, images
 from core.errors import ConfigError, ModelFileError
+from core.models import gans  # noqa: F401 - registers the GAN classes for deserialisation
+from core.models.gan_base import GAN
 
 MAX_SAMPLES = 1024  # images per request
 MAX_FRAMES = 256  # frames per interpolation or walk
@@ -40,10 +42,6 @@ def load_gan(path: str | Path, epoch: int | None = None):
         ModelFileError: no such file or folder, no checkpoint, unreadable file, or not a GAN.
         ConfigError: a bad ``epoch``, or ``epoch`` given with a checkpoint file.
     """
-    from core import checkpoints
-    from core.models import gans  # noqa: F401 - registers the GAN classes for deserialisation
-    from core.models.gan_base import GAN
-
     path = Path(path)
     if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1):
         raise ConfigError(f"epoch must be a whole number of at least 1, got {epoch!r}")
@@ -228,8 +226,6 @@ def sample_run(store, run_id: str, *, n: int = 64, seed: int = 0, label: int | N
     Raises:
         ModelFileError, ConfigError: as :func:`load_gan` and :func:`sample`.
     """
-    from core import checkpoints
-
     path = checkpoints.checkpoint_path(store, run_id, epoch)
     model = load_gan(path)
     batch = sample(model, n=n, seed=seed, label=label, truncation=truncation)

@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import hashlib
 import os
+import resource
 import signal
 import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from core import backend
+import jax
+
+from core import backend, classifier, gan, gan_metrics, validation
 from core.callbacks import read_train_state
-from core.config import Config, config_from_dict, config_to_dict
-from core.errors import ConfigError, TrainingFailed, UserError
+from core.config import ClassifierConfig, Config, config_from_dict, config_to_dict
+from core.datasets import dataset_info, load_dataset
+from core.errors import TrainingFailed, UserError
+from core.parallel import data_parallel, single_device  # noqa: F401 - re-exported for bench, novelty, tests
 from core.runctx import RunContext
 from core.store import RunStore, this_host
 
@@ -35,6 +43,9 @@ HEARTBEAT_TIMEOUT_S = 30.0
 # Stop events of the runs training in this process, outermost first: a GAN's reference
 # classifier trains inside the GAN's run, and a stop of the GAN stops it too.
 _ACTIVE_STOPS: list[threading.Event] = []
+# Epochs of the convnet trained when a GAN is scored and its data set has no reference classifier
+# run yet (digits: seconds on CPU).
+REFERENCE_EPOCHS = 5
 
 
 def epoch_target(config: dict[str, Any]) -> int:
@@ -47,27 +58,6 @@ def epoch_target(config: dict[str, Any]) -> int:
     return int(extensions[-1]["epochs"]) if extensions else int(config.get("epochs", 0))
 
 
-def check_compatible(config: Config, data) -> None:
-    """Raise ConfigError when ``config`` cannot train on ``data`` (checked before a run exists)."""
-    if config.family == "classifier" and not data.labeled:
-        raise ConfigError(f"{config.dataset} has no labels: a classifier needs one sub-folder per class")
-    if config.model == "cgan" and not data.labeled:
-        raise ConfigError(f"{config.dataset} has no labels: cgan needs one sub-folder per class (use dcgan)")
-    train_count = len(data.x_train)
-    if config.batch_size > train_count:
-        raise ConfigError(
-            f"batch size {config.batch_size} is larger than the {train_count} training images of {config.dataset}"
-        )
-    if config.mixed_precision:
-        if config.family == "gan":
-            raise ConfigError("mixed precision is available for classifiers only; train GANs in float32")
-        if _cpu_only():
-            raise ConfigError("mixed precision (bfloat16) needs a GPU; JAX sees only the CPU here")
-    device_count = _device_count()
-    if device_count > 1 and config.batch_size % device_count and not _cpu_only():
-        raise ConfigError(f"batch size {config.batch_size} must be a multiple of the {device_count} devices")
-
-
 def prepare(config: Config, store: RunStore | None = None, *, status: str = "queued") -> tuple[RunStore, str, Any]:
     """Validate ``config`` and its dataset, then create the run. Nothing is written on bad input.
 
@@ -77,12 +67,10 @@ def prepare(config: Config, store: RunStore | None = None, *, status: str = "que
     Raises:
         UserError: bad config, unknown or unusable dataset.
     """
-    from core.datasets import load_dataset
-
     config = config.validate()
     store = store or RunStore()
     data = load_dataset(config.dataset, image_size=config.image_size)
-    check_compatible(config, data)
+    validation.check_trainable(config, data)
     # What the data looked like travels with the run, for classify/sample without reloading it.
     data_summary = {
         "class_names": list(data.class_names or []), "image_shape": list(data.image_shape),
@@ -156,13 +144,11 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
     interrupted = None
     try:
         if data is None:
-            from core.datasets import load_dataset
-
             data = load_dataset(config.dataset, image_size=config.image_size)
         ctx = RunContext(store, run_id, config, stop_event=stop_event, extra_callbacks=tuple(extra_callbacks))
         if resume:
             _prepare_resume(store, run_id, ctx)
-        fit = _family_trainer(config)
+        fit = _family_trainer(config, store)
         with data_parallel(config.batch_size):
             final = fit(config, data, ctx) or {}
         if ctx.failure:
@@ -212,20 +198,53 @@ def _peak_rss_mb() -> float:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return round(int(line.split()[1]) / 2**10, 1)  # kB
-    import resource
-
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
-def _family_trainer(config: Config):
+def _family_trainer(config: Config, store: RunStore) -> Callable[..., dict[str, Any]]:
+    """``fit(config, data, ctx)`` of the config's family; a GAN's makes sure of its reference
+    classifier run (training one if missing) before it is scored."""
     if config.family == "classifier":
-        from core.classifier import fit_classifier
+        return classifier.fit_classifier
+    ensure_reference = functools.partial(reference_run, config.dataset, store, image_size=config.image_size)
+    return functools.partial(gan.fit_gan, reference_run=ensure_reference)
 
-        return fit_classifier
-    from core.gan import fit_gan
 
-    return fit_gan
+def reference_run(dataset_spec: str, store: RunStore | None = None, *, image_size: int | None = None,
+                  epochs: int = REFERENCE_EPOCHS) -> dict[str, Any]:
+    """Make sure a data set has a reference classifier run for GAN metrics, and return its record.
+
+    The run is the one ``core.gan_metrics.find_reference_run`` picks (the completed classifier
+    run with the best ``test_accuracy``); when there is none, a ``convnet`` run is trained now
+    and stays in the store, so the next call finds it (the run is the cache). Called inside a
+    GAN's run, a stop of the GAN stops this training too.
+
+    Args:
+        dataset_spec: the data set spec, as in ``GANConfig.dataset``.
+        store: the run store (default: ``$CONVGAN_HOME``).
+        image_size: the image size the GAN trains at (None = native).
+        epochs: epochs of the convnet trained when no run exists.
+
+    Returns:
+        The classifier run's record.
+
+    Raises:
+        UserError: unknown or unlabeled data set.
+        TrainingFailed: the reference classifier's run did not complete.
+    """
+    store = store if store is not None else RunStore()
+    run = gan_metrics.find_reference_run(store, dataset_spec, image_size=image_size)
+    if run is not None:
+        return run
+    name = dataset_info(dataset_spec).name
+    run = train(ClassifierConfig(model="convnet", dataset=name, epochs=epochs, image_size=image_size), store=store)
+    if run["status"] != "completed":
+        raise TrainingFailed(
+            f"the reference classifier run {run['run_id']} for {name} ended {run['status']}: "
+            f"{run.get('error') or 'see its train.log'}"
+        )
+    return run
 
 
 def _prepare_resume(store: RunStore, run_id: str, ctx: RunContext) -> None:
@@ -239,49 +258,6 @@ def _prepare_resume(store: RunStore, run_id: str, ctx: RunContext) -> None:
     store.truncate_metrics(run_id, after_step=int(state["global_step"]))
     if not ctx.resume_checkpoint.exists():
         raise UserError(f"checkpoint {ctx.resume_checkpoint} is missing: the run cannot resume")
-
-
-@contextlib.contextmanager
-def data_parallel(batch_size: int):
-    """Train data-parallel over all local devices when there are several and the batch splits evenly.
-
-    The CPU counts as several devices when the user splits it (``backend.cpu_device_count``);
-    a batch that does not split over the devices trains on one. The previous distribution is
-    restored afterwards, so a notebook or test process is left as it was.
-    """
-    import keras
-
-    count = _device_count()
-    if count < 2 or batch_size % count:
-        yield
-        return
-    with keras.distribution.DataParallel().scope():
-        yield
-
-
-@contextlib.contextmanager
-def single_device():
-    """Run without any data-parallel split in force (for prediction, whose last batch may be odd)."""
-    import keras
-
-    previous = keras.distribution.distribution()
-    keras.distribution.set_distribution(None)
-    try:
-        yield
-    finally:
-        keras.distribution.set_distribution(previous)
-
-
-def _device_count() -> int:
-    import jax
-
-    return len(jax.local_devices())
-
-
-def _cpu_only() -> bool:
-    import jax
-
-    return jax.local_devices()[0].platform == "cpu"
 
 
 class _Heartbeat(threading.Thread):
@@ -340,8 +316,6 @@ def _stop_on_signals():
 
 def device_summary() -> str:
     """The devices JAX trains on, in words: ``cpu (2 cores)`` or ``gpu: NVIDIA H100 80GB HBM3``."""
-    import jax
-
     devices = jax.local_devices()
     first = devices[0]
     if first.platform == "cpu":
@@ -352,8 +326,6 @@ def device_summary() -> str:
 
 def package_versions() -> dict[str, str]:
     """Versions of what a result depends on, recorded with every run."""
-    from importlib import metadata
-
     versions = {"python": sys.version.split()[0]}
     for name in ("keras", "jax", "jaxlib", "numpy", "scikit-learn", "pillow"):
         try:
@@ -375,8 +347,6 @@ def code_version() -> str:
             return commit.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
-    import hashlib
-
     digest = hashlib.sha256()
     for path in sorted((root / "core").rglob("*.py")):
         digest.update(path.read_bytes())

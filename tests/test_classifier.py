@@ -19,7 +19,7 @@ from core.classifier import (
 )
 from core.config import ClassifierConfig
 from core.datasets import load_dataset
-from core.errors import DatasetError, ModelFileError, UserError
+from core.errors import ConfigError, ModelFileError, UserError
 
 
 @dataclasses.dataclass
@@ -144,7 +144,7 @@ def test_batches_are_whole_and_seeded_by_epoch():
     assert len(batches) == 2
     epoch0 = [batches[i][1].tolist() for i in range(2)]
     assert all(len(batch) == 4 for batch in epoch0) and len(set(sum(epoch0, []))) == 8
-    batches.on_epoch_end()
+    batches.set_epoch(1)
     epoch1 = [batches[i][1].tolist() for i in range(2)]
     assert epoch1 != epoch0
     resumed = ShuffledBatches(images, labels, batch_size=4, seed=3, epoch=1)
@@ -164,7 +164,7 @@ def test_resume_from_a_checkpoint_of_other_data_fails_clearly(digits, tmp_path):
 
 def test_unlabeled_data_is_refused(digits, tmp_path):
     unlabeled = dataclasses.replace(digits, y_train=None, y_test=None)
-    with pytest.raises(DatasetError, match="no labels"):
+    with pytest.raises(ConfigError, match="no labels"):
         fit_classifier(ClassifierConfig(epochs=1), unlabeled, StubContext(tmp_path))
 
 

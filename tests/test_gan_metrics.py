@@ -342,15 +342,6 @@ def test_evaluate_generator_uses_the_stored_reference_classifier(store, classifi
     assert len(store.list_runs()) == 1  # nothing trained on demand
 
 
-@pytest.mark.slow
-def test_reference_classifier_trains_once_on_demand(store):
-    model = gan_metrics.reference_classifier("digits", store, epochs=2)
-    assert isinstance(model, keras.Model)
-    assert len(store.list_runs(family="classifier")) == 1
-    gan_metrics.reference_classifier("digits", store)  # found in the store: no second run
-    assert len(store.list_runs(family="classifier")) == 1
-
-
 # ---- Inception FID -----------------------------------------------------------------------------
 
 

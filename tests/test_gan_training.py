@@ -116,5 +116,5 @@ def test_shuffled_batches_are_full_seeded_and_new_each_epoch():
     epoch_1 = [batches[i][1] for i in range(2)]
     assert all(len(b) == 4 for b in epoch_0 + epoch_1)
     assert not all(np.array_equal(a, b) for a, b in zip(epoch_0, epoch_1, strict=True))
-    again = gan.ShuffledBatches(x, np.arange(10), 4, seed=1, first_epoch=1)
+    again = gan.ShuffledBatches(x, np.arange(10), 4, seed=1, epoch=1)
     np.testing.assert_array_equal(again[0][1], epoch_1[0])
