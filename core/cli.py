@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {core.__version__}",
                         help="print the version and exit")
     parser.add_argument("--home", help="run store folder (default: $CONVGAN_HOME or ~/.convgan)")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND",
+                                help="what to do; `COMMAND --help` gives its options")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text)
@@ -58,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     p = command("train", "train a classifier or a GAN")
-    p.epilog = ("Options left out take the model's defaults; a classifier starts from its data set's recipe "
-                "(for example digits: batch size 32). An option of the other family is an error.")
+    p.epilog = ("Options left out take the model's defaults; a classifier's start from its data set's recipe "
+                "(core.config.recommended_settings). An option of the other family is an error.")
     add_config_options(p)
     p.add_argument("--background", action="store_true", help="queue as a background job and print its id")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
