@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import os
 import sys
@@ -24,6 +25,38 @@ from core.errors import TrainingFailed, UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool killed by SIGPIPE
+
+
+class _CurrentStream(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout``/``sys.stderr`` is when a record comes (redirected or captured)."""
+
+    def __init__(self, name: str):
+        self.name_of_stream = name
+        super().__init__()
+
+    @property
+    def stream(self):
+        return getattr(sys, self.name_of_stream)
+
+    @stream.setter
+    def stream(self, value):  # the stream is looked up at each record instead
+        pass
+
+
+def log_to(stream: str, fmt: str = "%(message)s") -> None:
+    """Show the library's diagnostics (the ``core`` loggers, INFO and up) on ``sys.<stream>``, one line each.
+
+    Args:
+        stream: ``"stderr"`` (commands: their output stays alone on stdout) or ``"stdout"``.
+        fmt: a ``logging.Formatter`` format; ``%(asctime)s`` is shown as ``2026-01-31 12:00:00``.
+    """
+    logger = logging.getLogger("core")
+    for old in [handler for handler in logger.handlers if isinstance(handler, _CurrentStream)]:
+        logger.removeHandler(old)  # main() may run more than once in a process
+    handler = _CurrentStream(stream)
+    handler.setFormatter(logging.Formatter(fmt, datefmt="%Y-%m-%d %H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -203,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    log_to("stderr")
     try:
         status = _COMMANDS[args.command](args)
         sys.stdout.flush()  # a reader that went away shows up here rather than at exit
@@ -589,6 +623,7 @@ def cmd_bench(args) -> int:
 def cmd_worker(args) -> int:
     from core import jobs
 
+    log_to("stdout", "%(asctime)s %(message)s")  # the run's train.log: every line timed
     store = _store(args)
     run = jobs.work(store, args.run)
     return EXIT_OK if run["status"] in ("completed", "stopped") else EXIT_FAILED

@@ -9,8 +9,8 @@ classifier run scored it (``reference_run``).
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from core import images, sampling
 from core.config import GANConfig
 from core.errors import ConfigError
 from core.models.gan_base import GAN
+
+log = logging.getLogger(__name__)
 
 
 def fit_gan(config: GANConfig, data, ctx) -> dict[str, Any]:
@@ -135,13 +137,13 @@ def evaluate_gan(model: GAN, data, config: GANConfig, *, store=None, should_stop
             )
             if ema:
                 for note in scores.get("notes", []):
-                    print(f"note: {note}", file=sys.stderr)
+                    log.warning("note: %s", note)
                 results.update({k: v for k, v in scores.items() if isinstance(v, (int, float))})
             else:
                 results["fid_cls_no_ema"] = float(scores["fid_cls"])
         return results
     except Exception as err:  # noqa: BLE001 - a run's training result stands without its scores
-        print(f"note: GAN metrics skipped: {type(err).__name__}: {err}", file=sys.stderr)
+        log.warning("note: GAN metrics skipped: %s: %s", type(err).__name__, err)
         return {}
 
 
