@@ -30,6 +30,7 @@ def trained(tmp_path_factory):
     store = RunStore(tmp_path_factory.mktemp("cli-home"))
     result = cli(store, "train", "--model", "convnet", "--dataset", "digits", "--epochs", "3", "--seed", "0", "--json")
     assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1, result.stdout  # --json: the object alone on stdout
     return store, last_json(result)
 
 
