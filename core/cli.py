@@ -2,7 +2,8 @@
 
 Exit status: 0 on success, 1 when a run fails, 2 on bad input or usage (one line on stderr,
 never a traceback), 141 when whatever reads stdout stops early (``runs | head``), silently, as
-Unix tools that die of SIGPIPE do. With ``--json`` the last line of stdout is one JSON object.
+Unix tools that die of SIGPIPE do. With ``--json`` stdout is one JSON object on one line; diagnostics
+(the ``core`` loggers) go to stderr.
 """
 
 from __future__ import annotations
