@@ -36,7 +36,7 @@ grid_images = 64  # images in the dataset grid
 saliency_method = "smoothgrad"  # or "gradcam"
 
 # %%
-# `core` is this project, installed into the environment by `make run` (`pip install -e .`).
+# `core` is this project, installed by `make run` (`pip install -e .`).
 import core  # first: selects Keras' JAX backend, whatever KERAS_BACKEND or ~/.keras/keras.json say
 
 import numpy as np

@@ -35,7 +35,7 @@ n_samples = 16  # images per sampling call below; real use: 64
 interpolation_steps = 8
 
 # %%
-# `core` is this project, installed into the environment by `make run` (`pip install -e .`).
+# `core` is this project, installed by `make run` (`pip install -e .`).
 import core  # first: selects Keras' JAX backend, whatever KERAS_BACKEND or ~/.keras/keras.json say
 
 import keras

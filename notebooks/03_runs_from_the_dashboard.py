@@ -33,7 +33,7 @@ compare_runs = 5  # the newest runs of each family to compare
 fallback_epochs = 1  # only when the store has no GAN run: a DCGAN is trained first (real use: 8)
 
 # %%
-# `core` is this project, installed into the environment by `make run` (`pip install -e .`).
+# `core` is this project, installed by `make run` (`pip install -e .`).
 import core  # first: selects Keras' JAX backend, whatever KERAS_BACKEND or ~/.keras/keras.json say
 
 import pandas as pd
