@@ -69,7 +69,7 @@ class _Parser(argparse.ArgumentParser):
 
 JSON_HELP = "print one JSON object instead of text"
 RUN_HELP = "run id, unique prefix, or 'latest'"
-CONFIG_CLASSES = {"classifiers": ClassifierConfig, "GANs": GANConfig}
+CONFIG_CLASSES = {"classifiers": ClassifierConfig, "GANs": GANConfig}  # each family's config: train's options
 OPTION_ALIASES = {"learning_rate": ("--lr",)}  # short spellings kept from earlier versions
 
 
@@ -185,13 +185,14 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             owners.setdefault(field.name, []).append((family, field, hints[field.name]))
     for name, found in owners.items():
         flags = ["--" + name.replace("_", "-"), *OPTION_ALIASES.get(name, ())]
-        helps = {field.metadata["help"] for _, field, _ in found}
-        text = found[0][1].metadata["help"] if len(helps) == 1 else "; ".join(
-            f"{family}: {field.metadata['help']}" for family, field, _ in found)
+        helps = {field.metadata.get("help", "") for _, field, _ in found}
+        text = helps.pop() if len(helps) == 1 else "; ".join(
+            f"{family}: {field.metadata.get('help', '')}" for family, field, _ in found)
         if name == "model":
             parser.add_argument(*flags, required=True, help=text)
             continue
-        notes = [f"{found[0][0]} only"] if len(found) < len(CONFIG_CLASSES) and not text.endswith("only)") else []
+        families = " and ".join(family for family, _, _ in found)
+        notes = [f"{families} only"] if len(found) < len(CONFIG_CLASSES) and not text.endswith("only)") else []
         notes += _defaults(found)
         text += f" ({'; '.join(notes)})" if notes else ""
         kind = _option_type(found[0][2])

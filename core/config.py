@@ -22,7 +22,7 @@ def _setting(default: Any, help: str) -> Any:
     return dataclasses.field(default=default, metadata={"help": help})
 
 
-_MODEL_HELP = "network: convnet | resnet (classifiers), dcgan | cgan | wgan-gp (GANs)"
+_MODEL_HELP = f"network: {' | '.join(CLASSIFIER_MODELS)} (classifiers), {' | '.join(GAN_MODELS)} (GANs)"
 _DATASET_HELP = "data set: digits | mnist | fashion_mnist | cifar10 | celeba | folder:PATH | zip:PATH | npz:PATH"
 _IMAGE_SIZE_HELP = "resize folder/zip/celeba images to this square size in pixels (default: their own size)"
 
