@@ -184,7 +184,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         for field in dataclasses.fields(cls):
             owners.setdefault(field.name, []).append((family, field, hints[field.name]))
     for name, found in owners.items():
-        flags = ["--" + name.replace("_", "-"), *OPTION_ALIASES.get(name, ())]
+        flags = ["--" + name.replace("_", "-")]
         helps = {field.metadata.get("help", "") for _, field, _ in found}
         text = helps.pop() if len(helps) == 1 else "; ".join(
             f"{family}: {field.metadata.get('help', '')}" for family, field, _ in found)
@@ -198,8 +198,10 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         kind = _option_type(found[0][2])
         if kind is bool:
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            parser.add_argument(*flags, type=kind, default=None, help=text)
+            continue
+        parser.add_argument(*flags, type=kind, default=None, help=text)
+        for alias in OPTION_ALIASES.get(name, ()):  # its own option, so its errors name it as typed
+            parser.add_argument(alias, type=kind, default=None, dest=name, help=f"short for {flags[0]}")
 
 
 def _option_type(hint: Any) -> type:

@@ -63,7 +63,7 @@ def test_train_help_lists_every_config_field_with_its_help():
             assert field.metadata.get("help"), f"{cls.__name__}.{field.name}: no help in the field's metadata"
             assert re.search(rf"{flag(field.name)}\b", text), f"{flag(field.name)} missing from train --help"
             assert " ".join(field.metadata["help"].split()) in text, f"help of {field.name} missing"
-    assert "--lr LEARNING_RATE" in text  # the short spelling still works
+    assert "--lr LEARNING_RATE short for --learning-rate" in text  # the short spelling still works
 
 
 def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
