@@ -1,5 +1,6 @@
-# `make run`: install into .venv and start the dashboard on the embedded digits data.
-# `make test`: install test dependencies into .venv, lint, and run the whole test suite.
+# `make run`: install this project (editable, with its pinned dependencies) into .venv and start the
+# dashboard on the embedded digits data; .venv/bin/convgan is the CLI from any folder.
+# `make test`: the same with the test dependencies (the `dev` extra), lint, and the whole test suite.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,10 +12,10 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -e .
 
 install-dev: $(BIN)/python
-	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q -e '.[dev]'
 
 run: install
 	$(BIN)/streamlit run app.py
@@ -30,5 +31,5 @@ screenshots: install-dev
 	$(BIN)/python scripts/screenshots.py
 
 bench:
-	$(BIN)/pip install -q -r requirements-bench.txt
+	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m core bench

@@ -7,6 +7,7 @@ instance can serve several ``fit()`` calls.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
@@ -20,6 +21,8 @@ import numpy as np
 
 from core.images import atomic_write_bytes
 from core.store import RunStore
+
+log = logging.getLogger(__name__)
 
 # The store and any progress bar see new numbers at least this often (seconds of training).
 FLUSH_INTERVAL_S = 1.0
@@ -277,15 +280,14 @@ class ProgressBar(keras.callbacks.Callback):
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Prints one line per epoch to stdout: what a background job's ``train.log`` shows."""
+    """Logs one line per epoch (``core.callbacks`` logger, INFO): what a background job's ``train.log`` shows."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
         shown = " ".join(f"{k}={v:.4g}" for k, v in _floats(logs).items())
-        print(f"epoch {epoch + 1}/{self.params.get('epochs')}: {shown} ({time.monotonic() - self.start:.1f} s)",
-              flush=True)
+        log.info("epoch %d/%s: %s (%.1f s)", epoch + 1, self.params.get("epochs"), shown, time.monotonic() - self.start)
 
 
 def read_train_state(run_dir: Path) -> dict[str, Any] | None:

@@ -17,22 +17,32 @@ CLASSIFIER_MODELS = ("convnet", "resnet")
 GAN_MODELS = ("dcgan", "cgan", "wgan-gp")
 
 
+def _setting(default: Any, help: str) -> Any:
+    """A config field whose ``help`` (what it is, with units) the CLI shows for its option."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+_MODEL_HELP = f"network: {' | '.join(CLASSIFIER_MODELS)} (classifiers), {' | '.join(GAN_MODELS)} (GANs)"
+_DATASET_HELP = "data set: digits | mnist | fashion_mnist | cifar10 | celeba | folder:PATH | zip:PATH | npz:PATH"
+_IMAGE_SIZE_HELP = "resize folder/zip/celeba images to this square size in pixels (default: their own size)"
+
+
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:
     """How to train a ConvNet classifier."""
 
-    model: str = "convnet"  # one of CLASSIFIER_MODELS
-    dataset: str = "digits"  # dataset spec, see core.datasets
-    epochs: int = 10
-    batch_size: int = 128  # images per step
-    learning_rate: float = 3e-3  # peak Adam learning rate
-    weight_decay: float = 1e-4  # AdamW decoupled weight decay
-    label_smoothing: float = 0.0
-    augment: bool = True  # augmentation suited to the data (never flips digits)
-    seed: int = 0
-    log_every_steps: int = 20  # step-level metrics are written this often
-    mixed_precision: bool = False  # mixed_bfloat16, GPU only
-    image_size: int | None = None  # resize folder/celeba data to this (square); None = native
+    model: str = _setting("convnet", _MODEL_HELP)
+    dataset: str = _setting("digits", _DATASET_HELP)
+    epochs: int = _setting(10, "passes over the training images")
+    batch_size: int = _setting(128, "images per optimizer step")
+    learning_rate: float = _setting(3e-3, "peak AdamW learning rate")
+    weight_decay: float = _setting(1e-4, "AdamW decoupled weight decay")
+    label_smoothing: float = _setting(0.0, "cross-entropy label smoothing, from 0 to below 1")
+    augment: bool = _setting(True, "data augmentation suited to the data (never flips digits)")
+    seed: int = _setting(0, "random seed: the same seed gives the same run on the same machine")
+    log_every_steps: int = _setting(20, "write step-level metrics every this many optimizer steps")
+    mixed_precision: bool = _setting(False, "bfloat16 compute (mixed_bfloat16; GPU only)")
+    image_size: int | None = _setting(None, _IMAGE_SIZE_HELP)
 
     family = "classifier"
 
@@ -51,22 +61,22 @@ class ClassifierConfig:
 class GANConfig:
     """How to train a generative adversarial network."""
 
-    model: str = "dcgan"  # one of GAN_MODELS
-    dataset: str = "digits"
-    epochs: int = 30
-    batch_size: int = 64  # real images per step
-    learning_rate: float = 2e-4  # Adam, both networks
-    beta_1: float = 0.5  # Adam beta1 (DCGAN paper)
-    latent_dim: int = 64  # size of the Gaussian latent z
-    n_critic: int = 5  # critic steps per generator step (wgan-gp only)
-    gp_weight: float = 10.0  # gradient-penalty lambda (wgan-gp only)
-    ema_decay: float = 0.999  # exponential moving average of the generator's weights
-    seed: int = 0
-    log_every_steps: int = 20
-    sample_grid_size: int = 64  # images in the per-epoch sample grid (fixed latents)
-    metric_samples: int = 1000  # generated images for fid_cls/kid_cls/precision/recall
-    mixed_precision: bool = False
-    image_size: int | None = None
+    model: str = _setting("dcgan", _MODEL_HELP)
+    dataset: str = _setting("digits", _DATASET_HELP)
+    epochs: int = _setting(30, "passes over the training images")
+    batch_size: int = _setting(64, "real images per optimizer step")
+    learning_rate: float = _setting(2e-4, "Adam learning rate of both networks")
+    beta_1: float = _setting(0.5, "Adam beta_1 of both networks (0.5 as in the DCGAN paper)")
+    latent_dim: int = _setting(64, "size of the Gaussian latent vector z")
+    n_critic: int = _setting(5, "critic steps per generator step (wgan-gp only)")
+    gp_weight: float = _setting(10.0, "gradient-penalty weight lambda (wgan-gp only)")
+    ema_decay: float = _setting(0.999, "decay of the moving average of the generator's weights, 0 to below 1")
+    seed: int = _setting(0, "random seed: the same seed gives the same run on the same machine")
+    log_every_steps: int = _setting(20, "write step-level metrics every this many optimizer steps")
+    sample_grid_size: int = _setting(64, "images in the sample grid saved every epoch (fixed latents)")
+    metric_samples: int = _setting(1000, "generated images scored for fid_cls, kid_cls, precision and recall")
+    mixed_precision: bool = _setting(False, "bfloat16 compute (mixed_bfloat16; GPU only)")
+    image_size: int | None = _setting(None, _IMAGE_SIZE_HELP)
 
     family = "gan"
 

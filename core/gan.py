@@ -9,8 +9,8 @@ generator, and records which classifier run scored it (``reference_run``).
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ from core.store import RunStore
 
 # Makes sure of a GAN's reference classifier run and returns its record (``core.training``'s).
 ReferenceRun = Callable[[], dict[str, Any]]
+
+log = logging.getLogger(__name__)
 
 
 def fit_gan(config: GANConfig, data, ctx, *, reference_run: ReferenceRun | None = None) -> dict[str, Any]:
@@ -138,13 +140,13 @@ def evaluate_gan(model: GAN, data, config: GANConfig, *, store: RunStore | None 
             )
             if ema:
                 for note in scores.get("notes", []):
-                    print(f"note: {note}", file=sys.stderr)
+                    log.warning("note: %s", note)
                 results.update({k: v for k, v in scores.items() if isinstance(v, (int, float))})
             else:
                 results["fid_cls_no_ema"] = float(scores["fid_cls"])
         return results
     except Exception as err:  # noqa: BLE001 - a run's training result stands without its scores
-        print(f"note: GAN metrics skipped: {type(err).__name__}: {err}", file=sys.stderr)
+        log.warning("note: GAN metrics skipped: %s: %s", type(err).__name__, err)
         return {}
 
 

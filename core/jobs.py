@@ -12,6 +12,7 @@ notices its dead pid within seconds, and every CLI command dispatches when it st
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -28,6 +29,8 @@ from core.callbacks import EpochLog, read_train_state
 from core.config import Config
 from core.errors import UserError
 from core.store import RunStore, iso, this_host
+
+log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # How long ``stop`` waits for a trainer to end; a trainer that keeps its heartbeat is never
@@ -120,11 +123,9 @@ def work(store: RunStore, run_id: str) -> dict[str, Any]:
     dispatch the queue, however training ended."""
     try:
         run = store.get_run(run_id)
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} worker {os.getpid()} on {this_host()}: "
-              f"{run['model']} on {run['dataset']}", flush=True)
+        log.info("worker %d on %s: %s on %s", os.getpid(), this_host(), run["model"], run["dataset"])
         run = training.execute(store, run_id, resume=True, extra_callbacks=[EpochLog()])
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {run['status']}" + (f": {run['error']}" if run["error"] else ""),
-              flush=True)
+        log.info("%s%s", run["status"], f": {run['error']}" if run["error"] else "")
         return run
     except BaseException as err:  # execute records its own endings; this is for what escaped it
         with store.transaction() as conn:
@@ -200,7 +201,7 @@ class Dispatcher:
             try:
                 dispatch(self.store)
             except Exception as err:  # noqa: BLE001 - a busy or vanished store must not end the watch
-                print(f"dispatcher: {type(err).__name__}: {err}", file=sys.stderr)
+                log.warning("dispatcher: %s: %s", type(err).__name__, err)
             if self._done.wait(self.interval):
                 return
 

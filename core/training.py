@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import logging
 import os
 import resource
 import signal
@@ -19,7 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -35,6 +35,8 @@ from core.errors import TrainingFailed, UserError
 from core.parallel import data_parallel, single_device  # noqa: F401 - re-exported for bench, novelty, tests
 from core.runctx import RunContext
 from core.store import RunStore, this_host
+
+log = logging.getLogger(__name__)
 
 # A trainer writes its heartbeat this often; readers call a run interrupted when the
 # heartbeat is older than HEARTBEAT_TIMEOUT_S (compilation never blocks the heartbeat thread).
@@ -81,7 +83,7 @@ def prepare(config: Config, store: RunStore | None = None, *, status: str = "que
         config={**config_to_dict(config), "data": data_summary}, seed=config.seed, status=status,
     )
     for note in getattr(data, "notes", []):
-        print(f"note: {note}", file=sys.stderr)
+        log.warning("note: %s", note)
     return store, run_id, data
 
 
@@ -167,10 +169,10 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
         interrupted = err
     except (UserError, TrainingFailed) as err:  # expected failures: one line, no traceback
         status, error = "failed", ctx.failure if ctx and ctx.failure else str(err)
-        print(f"failed: {error}", file=sys.stderr)
+        log.error("failed: %s", error)
     except Exception as err:  # noqa: BLE001 - any crash becomes a failed run with its reason
         status, error = "failed", f"{type(err).__name__}: {err}"
-        traceback.print_exc()
+        log.exception("run %s crashed", run_id)
     finally:
         heartbeat.stop()
         _ACTIVE_STOPS.remove(stop_event)
@@ -277,7 +279,7 @@ class _Heartbeat(threading.Thread):
                 if self.store.get_run(self.run_id)["stop_requested"] or (self.parent and self.parent.is_set()):
                     self.stop_event.set()
             except Exception as err:  # noqa: BLE001 - a missed beat must not kill training
-                print(f"heartbeat: {err}", file=sys.stderr)
+                log.warning("heartbeat: %s", err)
 
     def stop(self) -> None:
         self._done.set()

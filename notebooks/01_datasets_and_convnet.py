@@ -36,14 +36,7 @@ grid_images = 64  # images in the dataset grid
 saliency_method = "smoothgrad"  # or "gradcam"
 
 # %%
-import sys
-from pathlib import Path
-
-# Jupyter starts the kernel in notebooks/; the project is not pip-installed, so make
-# `import core` find the repository root.
-if not (Path.cwd() / "core").is_dir() and (Path.cwd().parent / "core").is_dir():
-    sys.path.insert(0, str(Path.cwd().parent))
-
+# `core` is this project, installed by `make run` (`pip install -e .`).
 import core  # first: selects Keras' JAX backend, whatever KERAS_BACKEND or ~/.keras/keras.json say
 
 import numpy as np

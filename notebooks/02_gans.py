@@ -35,14 +35,7 @@ n_samples = 16  # images per sampling call below; real use: 64
 interpolation_steps = 8
 
 # %%
-import sys
-from pathlib import Path
-
-# Jupyter starts the kernel in notebooks/; the project is not pip-installed, so make
-# `import core` find the repository root.
-if not (Path.cwd() / "core").is_dir() and (Path.cwd().parent / "core").is_dir():
-    sys.path.insert(0, str(Path.cwd().parent))
-
+# `core` is this project, installed by `make run` (`pip install -e .`).
 import core  # first: selects Keras' JAX backend, whatever KERAS_BACKEND or ~/.keras/keras.json say
 
 import keras

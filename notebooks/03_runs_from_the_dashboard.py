@@ -33,14 +33,7 @@ compare_runs = 5  # the newest runs of each family to compare
 fallback_epochs = 1  # only when the store has no GAN run: a DCGAN is trained first (real use: 8)
 
 # %%
-import sys
-from pathlib import Path
-
-# Jupyter starts the kernel in notebooks/; the project is not pip-installed, so make
-# `import core` find the repository root.
-if not (Path.cwd() / "core").is_dir() and (Path.cwd().parent / "core").is_dir():
-    sys.path.insert(0, str(Path.cwd().parent))
-
+# `core` is this project, installed by `make run` (`pip install -e .`).
 import core  # first: selects Keras' JAX backend, whatever KERAS_BACKEND or ~/.keras/keras.json say
 
 import pandas as pd

@@ -30,6 +30,7 @@ def trained(tmp_path_factory):
     store = RunStore(tmp_path_factory.mktemp("cli-home"))
     result = cli(store, "train", "--model", "convnet", "--dataset", "digits", "--epochs", "3", "--seed", "0", "--json")
     assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1, result.stdout  # --json: the object alone on stdout
     return store, last_json(result)
 
 
@@ -51,7 +52,7 @@ def test_show_runs_and_evaluate(trained):
     for key in ("run_id", "status", "model", "dataset", "config", "metrics", "pid", "created", "finished"):
         assert key in record
     assert record["pid"] is None and record["metrics"]["test_accuracy"] == payload["metrics"]["test_accuracy"]
-    listed = last_json(cli(store, "runs", "--json"))
+    listed = last_json(cli(store, "runs", "--json"))["runs"]
     assert [r["run_id"] for r in listed] == [run_id]
     evaluated = cli(store, "evaluate", run_id, "--json")
     assert evaluated.returncode == 0, evaluated.stderr
@@ -126,5 +127,5 @@ def test_usage_error_is_one_line(store):
 def test_devices_json(store):
     result = cli(store, "devices", "--json")
     assert result.returncode == 0
-    devices = last_json(result)
+    devices = last_json(result)["devices"]
     assert devices and devices[0]["platform"] in ("cpu", "gpu", "tpu")

@@ -52,7 +52,7 @@ def old_home(tmp_path):
 def test_tag_note_and_filter_on_a_store_from_before_tags(old_home, tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
-    listed = last_json(cli(old_home, "runs", "--json", cwd=work))
+    listed = last_json(cli(old_home, "runs", "--json", cwd=work))["runs"]
     assert [(r["run_id"], r["tags"], r["note"]) for r in listed] == [(GAN, [], ""), (CLASSIFIER, [], "")]
 
     assert last_json(cli(old_home, "tag", "convnet", "Baseline", "LR sweep", "--json", cwd=work)) == {
@@ -74,7 +74,7 @@ def test_tag_note_and_filter_on_a_store_from_before_tags(old_home, tmp_path):
     assert header.split()[-1] == "TAGS" and len(rows) == 2
     assert all(row.endswith("baseline") for row in rows)
     store.set_tags(GAN, ["sweep"])
-    assert [r["run_id"] for r in last_json(cli(old_home, "runs", "--tag", "sweep", "--json", cwd=work))] == [GAN]
+    assert [r["run_id"] for r in last_json(cli(old_home, "runs", "--tag", "sweep", "--json", cwd=work))["runs"]] == [GAN]
     shown = cli(old_home, "show", "convnet", cwd=work).stdout
     assert "tags          baseline" in shown and "note          lr too high?" in shown
     cleared = cli(old_home, "note", "convnet", "", cwd=work)

@@ -16,8 +16,7 @@ from tests.test_notebooks import NOTEBOOK_DIR, _kernel_manager
 pytestmark = pytest.mark.xdist_group("jobs")
 
 CELL = """
-import json, sys
-sys.path.insert(0, "..")  # the kernel starts in notebooks/, as the notebooks' own set-up cell knows
+import json
 from core.store import RunStore
 store = RunStore()
 print("STATUS", store.describe({run_id!r})["status"])
