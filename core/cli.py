@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="samples.png", help="grid PNG to write (default: samples.png)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 
+    p = command("export", "write a run's classifier or GAN generator as a stock Keras or ONNX file")
+    p.add_argument("run", help="run id, unique prefix, or 'latest'")
+    p.add_argument("--out", required=True, help="file to write: model.keras, or model.onnx for ONNX")
+    p.add_argument("--format", choices=("keras", "onnx"), help="default: onnx for an .onnx file, else keras")
+    p.add_argument("--epoch", type=int, help="checkpoint after this many epochs (default: latest)")
+    p.add_argument("--json", action="store_true")
+
     p = command("stop", "stop a running run gracefully (checkpoint saved); cancels a queued one")
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -497,6 +504,20 @@ def cmd_sample(args) -> int:
     return EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from core.export import export_run
+
+    store = _store(args)
+    run_id = store.resolve(args.run)
+    result = export_run(store, run_id, args.out, format=args.format, epoch=args.epoch)
+    if args.json:
+        _emit_json(result)
+    else:
+        print(f"wrote {result['out']} ({result['model']} of {run_id}, {result['checkpoint']}, {result['format']}; "
+              f"outputs within {result['max_difference']:.1g} of the checkpoint's)")
+    return EXIT_OK
+
+
 def cmd_stop(args) -> int:
     from core import jobs
 
@@ -638,4 +659,5 @@ _COMMANDS = {
     "evaluate": cmd_evaluate, "classify": cmd_classify, "sample": cmd_sample, "stop": cmd_stop,
     "resume": cmd_resume, "cancel": cmd_cancel, "delete": cmd_delete, "logs": cmd_logs,
     "devices": cmd_devices, "bench": cmd_bench, "worker": cmd_worker, "tag": cmd_tag, "note": cmd_note,
+    "export": cmd_export,
 }
