@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="file to write: model.keras, or model.onnx for ONNX")
     p.add_argument("--format", choices=("keras", "onnx"), help="default: onnx for an .onnx file, else keras")
     p.add_argument("--epoch", type=int, help="checkpoint after this many epochs (default: latest)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     p = command("stop", "stop a running run gracefully (checkpoint saved); cancels a queued one")
     p.add_argument("run", help=RUN_HELP)
@@ -505,7 +505,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core.export import export_run
+    from core.export import export_run  # ONNX tooling loads only when exporting
 
     store = _store(args)
     run_id = store.resolve(args.run)
