@@ -49,7 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-dim", type=int, help="GANs: size of the latent vector")
     p.add_argument("--no-augment", action="store_true", help="classifiers: no data augmentation")
     p.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute (GPU only)")
+    p.add_argument("--task", help="restoration (espcn | unet | pix2pix): super-resolution | inpaint | denoise")
+    p.add_argument("--scale", type=int, help="super-resolution factor: 2 or 4")
+    p.add_argument("--mask", help="inpaint holes: center | boxes | strokes")
+    p.add_argument("--noise", type=float, help="denoise: Gaussian sigma as a fraction of the pixel range")
+    p.add_argument("--width", type=int, help="restoration: channels of the first level")
     p.add_argument("--background", action="store_true", help="queue as a background job and print its id")
+    p.add_argument("--json", action="store_true")
+
+    p = command("restore", "restore an image with a restoration run, or inpaint it with a dcgan/wgan-gp run")
+    p.add_argument("run")
+    p.add_argument("input", metavar="INPUT", help="image file")
+    p.add_argument("--out", default="restored.png", help="PNG to write")
+    p.add_argument("--mask", help="inpaint: MASK.png of the input's size (white = hole) or 'center'")
+    p.add_argument("--epoch", type=int, help="checkpoint after this many epochs (default: latest)")
+    p.add_argument("--seed", type=int, default=0, help="GAN-prior: seed of the starting latents")
     p.add_argument("--json", action="store_true")
 
     p = command("runs", "list runs, newest first")
@@ -185,6 +199,9 @@ def _config_from_args(args):
     }
     if args.latent_dim is not None:
         overrides["latent_dim"] = args.latent_dim
+    for name in ("task", "scale", "mask", "noise", "width"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
     if args.no_augment:
         overrides["augment"] = False
     return config_for(args.model, **overrides)
@@ -227,7 +244,9 @@ def _report_finished(run: dict[str, Any], as_json: bool) -> int:
 
 
 _HEADLINE = ("test_accuracy", "test_loss", "fid_cls", "kid_cls", "precision", "recall", "label_accuracy",
-             "d_loss", "g_loss", "seconds", "images_per_second")
+             "d_loss", "g_loss", "psnr", "baseline_psnr", "ssim", "baseline_ssim", "hole_psnr",
+             "baseline_hole_psnr", "classifier_accuracy_clean", "classifier_accuracy_degraded",
+             "classifier_accuracy_restored", "seconds", "images_per_second")
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, str]:
@@ -341,6 +360,20 @@ def cmd_sample(args) -> int:
     return EXIT_OK
 
 
+def cmd_restore(args) -> int:
+    from core.restore import restore_file
+
+    store = _store(args)
+    run_id = store.resolve(args.run)
+    result = restore_file(store, run_id, args.input, args.out, mask=args.mask, epoch=args.epoch, seed=args.seed)
+    if args.json:
+        _emit_json(result)
+    else:
+        size = "x".join(map(str, result["output_size"]))
+        print(f"wrote {result['out']} ({size}, {result['task']} by {result['method']} of {run_id})")
+    return EXIT_OK
+
+
 def cmd_stop(args) -> int:
     from core import jobs
 
@@ -448,7 +481,7 @@ def cmd_worker(args) -> int:
 
 _COMMANDS = {
     "datasets": cmd_datasets, "train": cmd_train, "runs": cmd_runs, "show": cmd_show,
-    "evaluate": cmd_evaluate, "classify": cmd_classify, "sample": cmd_sample, "stop": cmd_stop,
+    "evaluate": cmd_evaluate, "classify": cmd_classify, "sample": cmd_sample, "restore": cmd_restore, "stop": cmd_stop,
     "resume": cmd_resume, "cancel": cmd_cancel, "delete": cmd_delete, "logs": cmd_logs,
     "devices": cmd_devices, "bench": cmd_bench, "worker": cmd_worker,
 }

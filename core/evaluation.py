@@ -36,6 +36,10 @@ def evaluate_run(store: RunStore, run_id: str, epoch: int | None = None) -> dict
         from core.classifier import evaluate_classifier
 
         return evaluate_classifier(model, data)
+    if config.family == "restoration":
+        from core.restoration import evaluate_restoration
+
+        return evaluate_restoration(model, data, config, store=store)
     from core.gan import evaluate_gan
 
     return evaluate_gan(model, data, config, store=store)

@@ -44,9 +44,13 @@ def check_compatible(config: Config, data) -> None:
         raise ConfigError(
             f"batch size {config.batch_size} is larger than the {train_count} training images of {config.dataset}"
         )
+    if config.family == "restoration":
+        from core.restoration import check_restoration
+
+        check_restoration(config, data.image_shape)
     if config.mixed_precision:
-        if config.family == "gan":
-            raise ConfigError("mixed precision is available for classifiers only; train GANs in float32")
+        if config.family != "classifier":
+            raise ConfigError(f"mixed precision is available for classifiers only; train {config.model} in float32")
         if _cpu_only():
             raise ConfigError("mixed precision (bfloat16) needs a GPU; JAX sees only the CPU here")
     device_count = _device_count()
@@ -193,6 +197,10 @@ def _family_trainer(config: Config):
         from core.classifier import fit_classifier
 
         return fit_classifier
+    if config.family == "restoration":
+        from core.restoration import fit_restoration
+
+        return fit_restoration
     from core.gan import fit_gan
 
     return fit_gan
@@ -314,7 +322,7 @@ def package_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": sys.version.split()[0]}
-    for name in ("keras", "jax", "jaxlib", "numpy", "scikit-learn", "pillow"):
+    for name in ("keras", "jax", "jaxlib", "numpy", "scikit-learn", "scikit-image", "pillow"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
