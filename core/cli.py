@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", help="inpaint holes: center | boxes | strokes")
     p.add_argument("--noise", type=float, help="denoise: Gaussian sigma as a fraction of the pixel range")
     p.add_argument("--width", type=int, help="restoration: channels of the first level")
+    p.add_argument("--train-images", type=int, help="restoration: training pairs per epoch (default: all)")
     p.add_argument("--background", action="store_true", help="queue as a background job and print its id")
     p.add_argument("--json", action="store_true")
 
@@ -199,7 +200,7 @@ def _config_from_args(args):
     }
     if args.latent_dim is not None:
         overrides["latent_dim"] = args.latent_dim
-    for name in ("task", "scale", "mask", "noise", "width"):
+    for name in ("task", "scale", "mask", "noise", "width", "train_images"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     if args.no_augment:
@@ -282,7 +283,7 @@ def cmd_runs(args) -> int:
 
 
 def _key_metric(metrics: dict[str, Any]) -> str:
-    for key in ("test_accuracy", "val_accuracy", "fid_cls", "accuracy", "g_loss"):
+    for key in ("test_accuracy", "val_accuracy", "fid_cls", "psnr", "accuracy", "g_loss"):
         value = metrics.get(key)
         if isinstance(value, (int, float)) and math.isfinite(value):
             return f"{key}={value:.4g}"

@@ -120,14 +120,16 @@ def _random_boxes(rng: np.random.Generator, height: int, width: int) -> np.ndarr
 
 def _random_strokes(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     mask = np.zeros((height, width), dtype=bool)
-    rows, cols = np.mgrid[0:height, 0:width]
+    pixels = np.stack(np.mgrid[0:height, 0:width], axis=-1).astype(np.float64)  # (H, W, 2)
     radius = max(0.75, min(height, width) / 16)  # brush radius in pixels
     for _ in range(rng.integers(1, 4)):
         points = rng.uniform([0, 0], [height - 1, width - 1], size=(rng.integers(2, 5), 2))
         for start, stop in zip(points[:-1], points[1:], strict=True):
-            for t in np.linspace(0.0, 1.0, 2 * max(height, width)):
-                y, x = start + t * (stop - start)
-                mask |= (rows - y) ** 2 + (cols - x) ** 2 <= radius**2
+            # Distance of every pixel to the segment: project onto it, clamp to its ends.
+            direction = stop - start
+            t = np.clip(((pixels - start) @ direction) / max(float(direction @ direction), 1e-12), 0.0, 1.0)
+            nearest = start + t[..., None] * direction
+            mask |= np.sum((pixels - nearest) ** 2, axis=-1) <= radius**2
     if mask.all():  # never the whole image: the fill needs known pixels
         mask[0, 0] = False
     return mask

@@ -10,8 +10,7 @@ from core.models.restoration_io import PixelShuffle
 from core.models.restorers import build_restorer
 
 CASES = [
-    ("espcn", {"task": "super-resolution", "scale": 2}, (4, 4, 1), (8, 8, 1)),
-    ("unet", {"task": "super-resolution", "scale": 4}, (4, 4, 3), (16, 16, 3)),
+    ("espcn", {"task": "super-resolution", "scale": 4}, (4, 4, 3), (16, 16, 3)),
     ("unet", {"task": "inpaint"}, (8, 8, 2), (8, 8, 1)),
     ("pix2pix", {"task": "denoise"}, (8, 8, 1), (8, 8, 1)),
 ]
