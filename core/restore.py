@@ -1,15 +1,14 @@
 """Restoring image files with a stored run (``python -m core restore RUN INPUT``).
 
 A restoration run applies its task: super-resolution returns ``scale`` times the input's size
-and denoising the input's size, both tiling inputs other than the training size (overlapping
-tiles, each keeping its centre); inpainting needs a mask of the input's size (white = hole, or
+and denoising the input's size, both tiling inputs other than the training size (half-overlapping
+tiles, blended); inpainting needs a mask of the input's size (white = hole, or
 ``center``). A dcgan or wgan-gp run inpaints by latent search (``core.gan_prior``). Every check
 runs before anything is written; the output PNG is written atomically.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -137,32 +136,50 @@ def _check_size(image: np.ndarray, shape, what: str) -> None:
 
 
 def restore_tiled(restore, image: np.ndarray, tile_shape, factor: int) -> tuple[np.ndarray, int]:
-    """Run ``restore`` over overlapping tiles of ``image`` and stitch the tiles' centres.
+    """Run ``restore`` over overlapping tiles of ``image`` and blend them.
+
+    Tiles of the model's input size start at the image's corner and every half tile (the last
+    one flush with the far edge); each output pixel is the mean of the tiles covering it,
+    weighted by a tent that is highest at a tile's centre, so no tile edge shows as a seam.
+    An image smaller than a tile is padded (edge pixels repeated) and the result cropped.
 
     Args:
-        restore: uint8 model inputs ``(n, th, tw, C)`` -> uint8 ``(n, th * factor, tw * factor, C)``.
+        restore: float model inputs ``(n, th, tw, C)`` -> uint8 ``(n, th * factor, tw * factor, C)``.
         image: uint8 ``(H, W, C)``.
         tile_shape: ``(th, tw)``, the model's input size.
         factor: output pixels per input pixel.
 
     Returns:
-        ``(restored (H * factor, W * factor, C), number of tiles)``.
+        ``(restored uint8 (H * factor, W * factor, C), number of tiles)``.
     """
     height, width = image.shape[:2]
     tile_h, tile_w = (int(size) for size in tile_shape)
-    if (height, width) == (tile_h, tile_w):
-        return restore(image[None].astype(np.float32))[0], 1
-    # Each tile keeps its centre; a margin of a quarter tile hides the zero padding at its edges.
-    margin_h, margin_w = max(1, tile_h // 4), max(1, tile_w // 4)
-    step_h, step_w = tile_h - 2 * margin_h, tile_w - 2 * margin_w
-    rows, cols = math.ceil(height / step_h), math.ceil(width / step_w)
-    padded = np.pad(image, ((margin_h, rows * step_h + margin_h - height),
-                            (margin_w, cols * step_w + margin_w - width), (0, 0)), mode="edge")
-    tiles = np.stack([padded[r * step_h : r * step_h + tile_h, c * step_w : c * step_w + tile_w]
-                      for r in range(rows) for c in range(cols)])
-    outputs = restore(tiles.astype(np.float32))
+    padded = np.pad(image, ((0, max(0, tile_h - height)), (0, max(0, tile_w - width)), (0, 0)), mode="edge")
+    rows = _tile_starts(padded.shape[0], tile_h)
+    cols = _tile_starts(padded.shape[1], tile_w)
+    tiles = np.stack([padded[r : r + tile_h, c : c + tile_w] for r in rows for c in cols])
+    outputs = restore(tiles.astype(np.float32)).astype(np.float64)  # (n, th * f, tw * f, C)
     f = factor
-    centres = outputs[:, margin_h * f : (margin_h + step_h) * f, margin_w * f : (margin_w + step_w) * f]
-    stitched = centres.reshape(rows, cols, step_h * f, step_w * f, -1).transpose(0, 2, 1, 3, 4)
-    stitched = stitched.reshape(rows * step_h * f, cols * step_w * f, -1)
-    return stitched[: height * f, : width * f], len(tiles)
+    weight = np.outer(_tent(tile_h * f), _tent(tile_w * f))[..., None]  # (th * f, tw * f, 1)
+    total = np.zeros((padded.shape[0] * f, padded.shape[1] * f, outputs.shape[-1]))
+    weights = np.zeros((padded.shape[0] * f, padded.shape[1] * f, 1))
+    for output, (r, c) in zip(outputs, [(r, c) for r in rows for c in cols], strict=True):
+        total[r * f : (r + tile_h) * f, c * f : (c + tile_w) * f] += output * weight
+        weights[r * f : (r + tile_h) * f, c * f : (c + tile_w) * f] += weight
+    blended = np.clip(np.rint(total / weights), 0, 255).astype(np.uint8)
+    return blended[: height * f, : width * f], len(tiles)
+
+
+def _tile_starts(size: int, tile: int) -> list[int]:
+    """Tile offsets every half tile from 0, the last one ending at ``size``."""
+    step = max(1, tile // 2)
+    starts = list(range(0, size - tile + 1, step))
+    if starts[-1] != size - tile:
+        starts.append(size - tile)
+    return starts
+
+
+def _tent(length: int) -> np.ndarray:
+    """Weights 1, 2, ..., peak, ..., 2, 1 over ``length`` pixels."""
+    index = np.arange(length)
+    return np.minimum(index + 1, length - index).astype(np.float64)
