@@ -18,7 +18,7 @@ from core.errors import ModelFileError, UserError
 STEPS = 300  # Adam steps of the latent search
 STARTS = 16  # latents searched at once; the best match wins
 LEARNING_RATE = 0.05
-PRIOR_WEIGHT = 1e-3
+PRIOR_WEIGHT = 0.03  # weight of mean(z^2): 1e-3 fitted the known pixels at the hole's expense on digits
 
 
 def latent_inpaint(model, image: np.ndarray, mask: np.ndarray, **options) -> tuple[np.ndarray, dict]:
