@@ -38,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("datasets", "list datasets and whether they are available")
     p.add_argument("--json", action="store_true")
 
-    p = command("train", "train a classifier or a GAN")
-    p.add_argument("--model", required=True, help="convnet | resnet | dcgan | cgan | wgan-gp")
+    p = command("train", "train a classifier, a GAN or a restoration model")
+    p.add_argument("--model", required=True, help="convnet | resnet | dcgan | cgan | wgan-gp | espcn | unet | pix2pix")
     p.add_argument("--dataset", default=None, help="digits | mnist | fashion_mnist | cifar10 | celeba | folder:PATH | zip:PATH | npz:PATH")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
