@@ -52,3 +52,18 @@ def test_restorer_contract(model_name, settings, input_shape, image_shape, tmp_p
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert np.allclose(loaded.predict(degraded, verbose=0), model.predict(degraded, verbose=0), atol=1e-4)
+
+
+def test_config_presets_and_validation():
+    from core.errors import ConfigError
+
+    preset = config_for("unet", task="denoise", dataset="fashion_mnist")
+    assert (preset.width, preset.epochs, preset.train_images) == (16, 2, 20000)
+    assert config_for("unet", task="denoise", dataset="fashion_mnist", epochs=5).epochs == 5  # explicit wins
+    assert config_for("unet", dataset="digits").width == 32
+    for bad, message in (({"task": "deblur"}, "unknown task"), ({"scale": 3}, "scale must be"),
+                         ({"mask": "ring"}, "unknown mask"), ({"noise": 1.5}, "noise must be")):
+        with pytest.raises(ConfigError, match=message):
+            config_for("unet", **bad)
+    with pytest.raises(ConfigError, match="convnet has no setting task"):
+        config_for("convnet", task="inpaint")
