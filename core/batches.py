@@ -44,11 +44,15 @@ class ShuffledBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return len(self.images) // self.batch_size
 
-    def __getitem__(self, index: int):
+    def indices(self, index: int) -> np.ndarray:
+        """The sorted image indices of batch ``index`` of the current epoch."""
         if self._order_epoch != self.epoch:  # one permutation per epoch, drawn at its first batch
             self._order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
             self._order_epoch = self.epoch
-        picked = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
+        return np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
+
+    def __getitem__(self, index: int):
+        picked = self.indices(index)
         if self.labels is None:
             return (self.images[picked],)
         return self.images[picked], self.labels[picked]

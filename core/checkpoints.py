@@ -86,15 +86,21 @@ def load_run_model(store: RunStore, run_id: str, epoch: int | None = None):
 
 
 def model_family(model) -> str | None:
-    """``gan`` for our GAN models, ``classifier`` for a one-input image-to-classes model, else None."""
+    """``gan`` for our GAN models, ``classifier`` for a one-input image-to-classes model,
+    ``restoration`` for an image-to-image one, else None."""
     from core.models.gan_base import GAN
+    from core.models.pix2pix import Pix2Pix
 
     if isinstance(model, GAN):
         return "gan"
+    if isinstance(model, Pix2Pix):
+        return "restoration"
     inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
     one_to_one = bool(inputs and outputs) and len(inputs) == 1 and len(outputs) == 1
     if one_to_one and len(inputs[0].shape) == 4 and len(outputs[0].shape) == 2:  # images -> classes
         return "classifier"
+    if one_to_one and len(inputs[0].shape) == 4 and len(outputs[0].shape) == 4:  # images -> images
+        return "restoration"
     return None
 
 
@@ -102,4 +108,6 @@ def _describe(model) -> str:
     family = model_family(model)
     if family == "gan":
         return f"GAN ({type(model).__name__})"
+    if family == "restoration":
+        return f"restoration model ({model.name})"
     return "classifier" if family == "classifier" else f"{type(model).__name__} model of another kind"

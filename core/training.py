@@ -27,7 +27,7 @@ from typing import Any
 
 import jax
 
-from core import backend, classifier, gan, gan_metrics, validation
+from core import backend, classifier, gan, gan_metrics, restoration, validation
 from core.callbacks import read_train_state
 from core.config import ClassifierConfig, Config, config_from_dict, config_to_dict
 from core.datasets import dataset_info, load_dataset
@@ -209,6 +209,8 @@ def _family_trainer(config: Config, store: RunStore) -> Callable[..., dict[str, 
     classifier run (training one if missing) before it is scored."""
     if config.family == "classifier":
         return classifier.fit_classifier
+    if config.family == "restoration":
+        return restoration.fit_restoration
     ensure_reference = functools.partial(reference_run, config.dataset, store, image_size=config.image_size)
     return functools.partial(gan.fit_gan, reference_run=ensure_reference)
 
@@ -329,7 +331,7 @@ def device_summary() -> str:
 def package_versions() -> dict[str, str]:
     """Versions of what a result depends on, recorded with every run."""
     versions = {"python": sys.version.split()[0]}
-    for name in ("keras", "jax", "jaxlib", "numpy", "scikit-learn", "pillow"):
+    for name in ("keras", "jax", "jaxlib", "numpy", "scikit-learn", "scikit-image", "pillow"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

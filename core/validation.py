@@ -7,7 +7,7 @@ exists, and the family trainers call :func:`check_data` on the data they are han
 
 from __future__ import annotations
 
-from core import parallel
+from core import degradations, parallel
 from core.config import Config
 from core.errors import ConfigError
 
@@ -41,6 +41,8 @@ def require_batch_fits(config: Config, data) -> None:
         ConfigError: ``config.batch_size`` exceeds the training images.
     """
     train_count = len(data.x_train)
+    if getattr(config, "train_images", None):  # restoration may train on the first train_images only
+        train_count = min(train_count, config.train_images)
     if config.batch_size > train_count:
         raise ConfigError(
             f"batch size {config.batch_size} is larger than the {train_count} training images of {config.dataset}"
@@ -55,8 +57,8 @@ def require_precision_support(config: Config) -> None:
     """
     if not config.mixed_precision:
         return
-    if config.family == "gan":
-        raise ConfigError("mixed precision is available for classifiers only; train GANs in float32")
+    if config.family != "classifier":
+        raise ConfigError(f"mixed precision is available for classifiers only; train {config.model} in float32")
     if parallel.cpu_only():
         raise ConfigError("mixed precision (bfloat16) needs a GPU; JAX sees only the CPU here")
 
@@ -72,14 +74,34 @@ def require_even_split(config: Config) -> None:
         raise ConfigError(f"batch size {config.batch_size} must be a multiple of the {count} devices")
 
 
+def require_restorable(config: Config, image_shape) -> None:
+    """A restoration task must suit the images: a scale that divides them, 1 or 3 channels, and
+    pix2pix's four halvings.
+
+    Raises:
+        ConfigError: the first rule broken.
+    """
+    if config.family != "restoration":
+        return
+    height, width, channels = (int(size) for size in image_shape)
+    if config.task == "super-resolution":
+        degradations.check_scale(image_shape, config.scale)
+    if channels not in (1, 3):
+        raise ConfigError(f"restoration needs grayscale or RGB images, got {channels} channels")
+    if config.model == "pix2pix" and min(height, width) < 8:
+        raise ConfigError(f"pix2pix needs images of at least 8x8 pixels, got {height}x{width}")
+
+
 def check_data(config: Config, data) -> None:
-    """The rules that tie ``config`` to a loaded data set: labels, and a batch that fits.
+    """The rules that tie ``config`` to a loaded data set: labels, a batch that fits, and a
+    restoration task the images can take.
 
     Raises:
         ConfigError: the first rule broken.
     """
     require_labels(config, data)
     require_batch_fits(config, data)
+    require_restorable(config, data.image_shape)
 
 
 def check_trainable(config: Config, data) -> None:
