@@ -27,6 +27,8 @@ def other_value(field: dataclasses.Field):
     default = field.default
     if field.name == "dataset":
         return "cifar10"
+    if field.name == "scale":  # super-resolution: 2 or 4
+        return 4
     if isinstance(default, bool):
         return not default
     if isinstance(default, float):
