@@ -32,4 +32,4 @@ screenshots: install-dev
 
 bench:
 	$(BIN)/pip install -q -e '.[bench]'
-	$(BIN)/python -m core bench
+	$(BIN)/python -m bench

@@ -1,7 +1,7 @@
 """ConvGAN Studio dashboard: ``streamlit run app.py``.
 
 A frame around the pages in ``pages/``: page config, the navigation, then the page.
-Training never runs in this process; pages launch background jobs (``core.jobs``).
+Training never runs in this process; pages launch background jobs (``core.runs.jobs``).
 
 The frame renders before the slow imports (JAX and Keras, seconds on a fresh server), and the
 navigation is drawn here with ``st.page_link``: ``.streamlit/config.toml`` turns Streamlit's own

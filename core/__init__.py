@@ -5,7 +5,7 @@ Importing ``core`` selects Keras' JAX backend, so do it before ``import keras``.
 
 import sys as _sys
 
-from core import backend as _backend
+from core.common import backend as _backend
 
 try:
     _backend.configure()

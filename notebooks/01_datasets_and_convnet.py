@@ -29,7 +29,7 @@
 # %% tags=["parameters"]
 dataset = "digits"  # any dataset spec: "digits", "fashion_mnist", "mnist", "cifar10", "folder:PATH", ...
 model = "convnet"  # or "resnet"
-epochs = 1  # real use: 10 on digits, 4 on fashion_mnist (core.classifier.recommended_settings)
+epochs = 1  # real use: 10 on digits, 4 on fashion_mnist (core.training.classifier.recommended_settings)
 batch_size = 64  # real use: 32 on digits, 128 elsewhere
 seed = 0  # the same seed gives the same run on the same machine
 grid_images = 64  # images in the dataset grid
@@ -43,13 +43,15 @@ import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 
-from core import dashboard, figures, images, novelty
-from core.checkpoints import load_run_model
-from core.classifier import classify_images, prepare_images, recommended_settings, saliency
-from core.config import config_for
-from core.datasets import dataset_stats, load_dataset
-from core.store import RunStore
-from core.training import train
+from core.app import dashboard, figures
+from core.common import images
+from core.evaluation import novelty
+from core.store.checkpoints import load_run_model
+from core.training.classifier import classify_images, prepare_images, recommended_settings, saliency
+from core.common.config import config_for
+from core.data.datasets import dataset_stats, load_dataset
+from core.store.store import RunStore
+from core.runs.training import train
 
 store = RunStore()  # $CONVGAN_HOME, shared with the dashboard and the CLI
 print(store)

@@ -43,10 +43,13 @@ import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 
-from core import dashboard, figures, images, sampling, training
-from core.config import config_for
-from core.datasets import load_dataset
-from core.store import RunStore
+from core.app import dashboard, figures
+from core.common import images
+from core.evaluation import sampling
+from core.runs import training
+from core.common.config import config_for
+from core.data.datasets import load_dataset
+from core.store.store import RunStore
 
 store = RunStore()  # $CONVGAN_HOME, shared with the dashboard and the CLI
 data = load_dataset(dataset)
@@ -96,7 +99,7 @@ class WatchSamples(keras.callbacks.Callback):
 # %% [markdown]
 # ## Train
 #
-# One typed config per run (`config_for`), trained in this process by `core.training` in its
+# One typed config per run (`config_for`), trained in this process by `core.runs.training` in its
 # two steps (`prepare` creates the run, `execute` trains it; `train` does both), so the run's
 # folder is known while it trains and its sample grid can be watched. After the last epoch the
 # trainer scores the generator in the feature space of a *reference classifier*: the best
@@ -145,7 +148,7 @@ figures.overlay(tables, "g_loss", smoothing=0.6)
 # %% [markdown]
 # ## Seeded sampling
 #
-# `core.sampling` loads a run's checkpoint and draws latents from the seed, never from global
+# `core.evaluation.sampling` loads a run's checkpoint and draws latents from the seed, never from global
 # state: the same seed gives the same pixels, and an image does not depend on what else is in
 # the batch.
 

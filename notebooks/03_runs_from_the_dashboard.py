@@ -39,12 +39,15 @@ import core  # first: selects Keras' JAX backend, whatever KERAS_BACKEND or ~/.k
 import pandas as pd
 from IPython.display import Image, display
 
-from core import dashboard, figures, images, jobs, sampling, share
-from core.checkpoints import checkpoint_path
-from core.config import config_for
-from core.evaluation import evaluate_run
-from core.store import RunStore
-from core.training import train
+from core.app import dashboard, figures, share
+from core.common import images
+from core.runs import jobs
+from core.evaluation import sampling
+from core.store.checkpoints import checkpoint_path
+from core.common.config import config_for
+from core.runs.evaluation import evaluate_run
+from core.store.store import RunStore
+from core.runs.training import train
 
 store = RunStore()  # $CONVGAN_HOME, shared with the dashboard and the CLI
 print(store)
@@ -60,7 +63,7 @@ def show(picture, caption=None):
 # %% [markdown]
 # ## Every run in the store
 #
-# The same table as the dashboard's Runs page (`core.dashboard.run_rows`). `jobs.reconcile`
+# The same table as the dashboard's Runs page (`core.app.dashboard.run_rows`). `jobs.reconcile`
 # first marks runs whose background trainer died as `interrupted`, as the dashboard does.
 
 # %%
@@ -137,7 +140,7 @@ if classifiers:
 # %% [markdown]
 # ## Open the same view in the dashboard
 #
-# Dashboard views live in their URL (`core.share`), so these links reopen them: the Sample page
+# Dashboard views live in their URL (`core.app.share`), so these links reopen them: the Sample page
 # on this run, checkpoint and seed (the same pixels as above), and the Runs page on this run
 # with the compared runs overlaid.
 

@@ -4,14 +4,15 @@ top-k probabilities, saliency), or on a zip of images (table + CSV)."""
 import numpy as np
 import streamlit as st
 
-from core import dashboard, figures, novelty
-from core.checkpoints import checkpoint_path
-from core.inference import class_names_of
-from core.share import Param
+from core.app import dashboard, figures
+from core.app.share import Param
+from core.evaluation import novelty
+from core.runs.inference import class_names_of
+from core.store.checkpoints import checkpoint_path
 from pages import ui
 
 SOURCES = {"test": "Test image", "upload": "Upload", "draw": "Draw"}
-SALIENCY = ("smoothgrad", "gradcam")  # core.classifier.saliency methods
+SALIENCY = ("smoothgrad", "gradcam")  # core.training.classifier.saliency methods
 
 
 @st.cache_data(max_entries=32, show_spinner="Computing the saliency map...")
@@ -21,7 +22,7 @@ def explain(path: str, mtime: float, prepared, class_index: int, method: str):
 
 @st.cache_resource(max_entries=6, show_spinner="Learning what the training images look like (once per checkpoint)...")
 def novelty_check(path: str, mtime: float, dataset: str, image_size: int | None):
-    from core.datasets import load_dataset
+    from core.data.datasets import load_dataset
 
     data = load_dataset(dataset, image_size=image_size)
     return novelty.for_checkpoint(ui.load_model(path), path, data, save=not ui.demo())  # a demo writes nothing

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from core import compare, dashboard
-from core.images import load_png
+from core.app import dashboard
+from core.common.images import load_png
+from core.store import compare
 from pages import ui
 
 HOME_PICTURE_SIDE = 320  # pixels: the latest GAN samples at a glance, never the page's full width

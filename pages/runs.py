@@ -4,12 +4,14 @@ with export, checkpoint download, resume and delete."""
 
 import streamlit as st
 
-from core import compare, dashboard, figures, jobs
-from core.checkpoints import checkpoint_path
-from core.errors import UserError
-from core.images import load_png
-from core.share import Param
-from core.store import STATUSES
+from core.app import dashboard, figures
+from core.app.share import Param
+from core.common.errors import UserError
+from core.common.images import load_png
+from core.runs import jobs
+from core.store import compare
+from core.store.checkpoints import checkpoint_path
+from core.store.store import STATUSES
 from pages import ui
 
 

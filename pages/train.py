@@ -1,14 +1,15 @@
-"""Train: pick a model and a dataset, set hyperparameters (defaults from core.config), launch a
+"""Train: pick a model and a dataset, set hyperparameters (defaults from core.common.config), launch a
 background job, and watch running and queued jobs live."""
 
 import streamlit as st
 
-from core import dashboard, figures, jobs
-from core.classifier import recommended_settings
-from core.config import CLASSIFIER_MODELS, GAN_MODELS, config_for
-from core.errors import RunNotFound
-from core.images import load_png
-from core.share import Param
+from core.app import dashboard, figures
+from core.app.share import Param
+from core.common.config import CLASSIFIER_MODELS, GAN_MODELS, config_for
+from core.common.errors import RunNotFound
+from core.common.images import load_png
+from core.runs import jobs
+from core.training.classifier import recommended_settings
 from pages import ui
 
 ui.header("Train")
@@ -50,7 +51,7 @@ if not ui.demo():
     # No st.form: a form submits on Enter, and its values reach the URL only when submitted.
     with st.container(border=True):
         st.caption(
-            f"Defaults of `{model}` from core.config"
+            f"Defaults of `{model}` from core.common.config"
             + (" with the settings measured for this dataset" if recipe else "")
             + "; change what you like."
         )

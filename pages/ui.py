@@ -2,7 +2,7 @@
 and views whose controls live in the URL (``st.query_params``) so a copied link reopens them.
 
 Not a page itself (``app.py`` lists the pages). Logic without Streamlit lives in
-``core/dashboard.py`` and ``core/share.py``.
+``core/app/dashboard.py`` and ``core/app/share.py``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 import streamlit as st
 
 import core  # noqa: F401 - selects the JAX backend before anything imports keras
-from core import dashboard, share
-from core.errors import UserError
-from core.store import RunStore, default_home
+from core.app import dashboard, share
+from core.common.errors import UserError
+from core.store.store import RunStore, default_home
 
 _log = logging.getLogger("convgan.app")
 
@@ -38,7 +38,7 @@ def store() -> RunStore:
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the model...")
 def _load_model(path: str, mtime: float):
-    from core.checkpoints import load_model
+    from core.store.checkpoints import load_model
 
     return load_model(path)
 
@@ -54,9 +54,9 @@ def load_model(path: Path):
 
 
 def load_dataset(spec: str, image_size: int | None = None):
-    """A dataset (``core.datasets`` caches loaded datasets in-process, read-only, so no
+    """A dataset (``core.data.datasets`` caches loaded datasets in-process, read-only, so no
     Streamlit cache here: a rerun gets the same arrays without a copy)."""
-    from core.datasets import load_dataset as load
+    from core.data.datasets import load_dataset as load
 
     with st.spinner("Loading the dataset..."):
         return load(spec, image_size=image_size)
@@ -64,14 +64,14 @@ def load_dataset(spec: str, image_size: int | None = None):
 
 @st.cache_data(ttl=60, max_entries=4, show_spinner=False)
 def list_datasets() -> list[Any]:
-    from core.datasets import list_datasets as datasets
+    from core.data.datasets import list_datasets as datasets
 
     return datasets()
 
 
 @st.cache_resource(show_spinner=False)
 def devices() -> list[dict[str, Any]]:
-    from core.devices import list_devices
+    from core.common.devices import list_devices
 
     return list_devices()
 
@@ -143,7 +143,7 @@ def _served() -> bool:
 @st.cache_resource(show_spinner=False)
 def _queue_watcher(home: str):
     """Keep the job queue moving while this server lives (one Dispatcher per store)."""
-    from core import jobs
+    from core.runs import jobs
 
     return jobs.watch(_store(home))
 
@@ -186,7 +186,7 @@ class View:
     """The controls of one page that define what it shows, kept in ``st.query_params``.
 
     On a page's first run in a session each control starts from the URL (validated by
-    :mod:`core.share`, with a notice for a bad value); afterwards the widgets own the value and
+    :mod:`core.app.share`, with a notice for a bad value); afterwards the widgets own the value and
     :meth:`publish` writes the current values back into the URL.
 
     Usage::
@@ -339,12 +339,12 @@ if __name__ == "__main__":  # a /ui link on a fresh server ran this helper modul
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the generator...")
 def _load_gan(path: str, mtime: float):
-    from core import sampling
+    from core.evaluation import sampling
 
     return sampling.load_gan(path)
 
 
 def load_gan(path: str | Path):
-    """A GAN checkpoint ready for ``core.sampling`` (shared, keyed by path and modification time)."""
+    """A GAN checkpoint ready for ``core.evaluation.sampling`` (shared, keyed by path and modification time)."""
     path = Path(path)
     return _load_gan(str(path), path.stat().st_mtime if path.exists() else 0.0)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, not installed
 
-from core import datasets  # noqa: E402 - needs the path above
-from core.errors import DatasetError  # noqa: E402
+from core.common.errors import DatasetError  # noqa: E402
+from core.data import datasets  # noqa: E402 - needs the path above
 
 
 def time_load(spec: str) -> float:

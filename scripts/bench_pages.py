@@ -34,9 +34,9 @@ def rss_mib() -> float:
 
 
 def fill_store(home: Path, count: int) -> dict[str, str]:
-    from core import training
-    from core.config import config_for
-    from core.store import RunStore
+    from core.common.config import config_for
+    from core.runs import training
+    from core.store.store import RunStore
 
     store = RunStore(home)
     seeds = {

@@ -39,9 +39,9 @@ NOTES = {"convnet-lr": "Peak learning rate 1e-3 instead of 3e-3: slower start, s
 def runs_for_pictures(home: Path) -> dict[str, str]:
     """A completed run for each entry of RUNS: one already in the store with the same model and
     settings, else a new one trained now; each gets its TAGS and NOTES."""
-    from core import training
-    from core.config import config_for
-    from core.store import RunStore
+    from core.common.config import config_for
+    from core.runs import training
+    from core.store.store import RunStore
 
     store = RunStore(home)
     completed = store.list_runs(status="completed")

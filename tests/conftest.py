@@ -10,7 +10,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import pytest  # noqa: E402
 
 import core  # noqa: E402,F401 - selects the JAX backend before keras is imported
-from core.store import RunStore  # noqa: E402
+from core.store.store import RunStore  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -2,7 +2,7 @@
 
 import keras
 
-from core.store import RunStore
+from core.store.store import RunStore
 
 
 def completed_classifier_run(store: RunStore, model: keras.Model, dataset: str, test_accuracy: float,

@@ -7,7 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-from core.classifier import (
+from core.common.config import ClassifierConfig
+from core.common.errors import ConfigError, ModelFileError, UserError
+from core.data.datasets import load_dataset
+from core.training.classifier import (
     ShuffledBatches,
     classify_images,
     evaluate_classifier,
@@ -17,14 +20,11 @@ from core.classifier import (
     recommended_settings,
     saliency,
 )
-from core.config import ClassifierConfig
-from core.datasets import load_dataset
-from core.errors import ConfigError, ModelFileError, UserError
 
 
 @dataclasses.dataclass
 class StubContext:
-    """The part of ``core.runctx.RunContext`` that a family trainer uses, without a store."""
+    """The part of ``core.training.runctx.RunContext`` that a family trainer uses, without a store."""
 
     run_dir: Path
     initial_epoch: int = 0

@@ -25,7 +25,7 @@ def last_json(result):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One real convnet run on digits, shared by the tests that need a finished classifier."""
-    from core.store import RunStore
+    from core.store.store import RunStore
 
     store = RunStore(tmp_path_factory.mktemp("cli-home"))
     result = cli(store, "train", "--model", "convnet", "--dataset", "digits", "--epochs", "3", "--seed", "0", "--json")
@@ -61,7 +61,7 @@ def test_show_runs_and_evaluate(trained):
 
 def test_classify_png(trained, tmp_path):
     store, payload = trained
-    from core.datasets import load_dataset
+    from core.data.datasets import load_dataset
 
     data = load_dataset("digits")
     path = tmp_path / "digit.png"

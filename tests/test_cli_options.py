@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from core import cli
-from core.store import RunStore
+from core.app import cli
+from core.store.store import RunStore
 
 pytestmark = pytest.mark.xdist_group("cli")
 
@@ -120,7 +120,7 @@ def _json_commands(store: RunStore) -> dict[str, list[str]]:
 
 
 def test_every_json_output_is_one_object(store, capsys, monkeypatch):
-    from core import jobs
+    from core.runs import jobs
 
     monkeypatch.setattr(jobs, "dispatch", lambda store: [])  # queued runs stay queued: no trainer in a test
     for name, args in _json_commands(store).items():

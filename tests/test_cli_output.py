@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import this_host
+from core.store.store import this_host
 
 pytestmark = pytest.mark.xdist_group("cli")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import SCHEMA_VERSION, RunStore
+from core.store.store import SCHEMA_VERSION, RunStore
 
 pytestmark = pytest.mark.xdist_group("cli")
 

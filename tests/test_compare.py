@@ -1,10 +1,11 @@
-"""core.compare and the compare figures: hyperparameter diff, smoothing over a faint raw curve,
+"""core.store.compare and the compare figures: hyperparameter diff, smoothing over a faint raw curve,
 relative time, runs lacking a metric named, durations and parallel-coordinates axes."""
 
 import pytest
 
-from core import compare, figures
-from core.store import RunStore
+from core.app import figures
+from core.store import compare
+from core.store.store import RunStore
 
 
 def _run(run_id, config, metrics=None, **times):
@@ -55,7 +56,7 @@ def test_metric_table_has_relative_time_and_merges_step_and_epoch_rows(tmp_path,
     store = RunStore(tmp_path)
     run_id = store.create_run(family="classifier", model="convnet", dataset="digits", config={})
     clock = iter([1000.0, 1003.5, 1007.0])
-    monkeypatch.setattr("core.store.time.time", lambda: next(clock))
+    monkeypatch.setattr("core.store.store.time.time", lambda: next(clock))
     store.log_metrics(run_id, {"loss": 2.0}, step=5, epoch=1, scope="step")
     store.log_metrics(run_id, {"loss": 1.5, "val_accuracy": 0.4}, step=10, epoch=1, scope="epoch")
     store.log_metrics(run_id, {"loss": 1.0}, step=15, epoch=2, scope="step")

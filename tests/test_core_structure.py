@@ -9,10 +9,11 @@ import keras
 import numpy as np
 import pytest
 
-from core import batches, classifier, gan, validation
-from core.config import ClassifierConfig, GANConfig
-from core.datasets import load_dataset
-from core.errors import ConfigError
+from core.common.config import ClassifierConfig, GANConfig
+from core.common.errors import ConfigError
+from core.data import batches
+from core.data.datasets import load_dataset
+from core.training import classifier, gan, validation
 
 CORE = Path(__file__).resolve().parents[1] / "core"
 # Modules restructured to import at the top only (no imports inside functions).
@@ -75,7 +76,7 @@ def test_no_import_cycle_among_core_modules():
 
 
 def test_gan_metrics_never_reach_the_training_code():
-    assert "core.training" not in _reachable(_import_graph(), "core.gan_metrics")
+    assert "core.runs.training" not in _reachable(_import_graph(), "core.evaluation.gan_metrics")
 
 
 @pytest.mark.parametrize("name", TOP_LEVEL_IMPORTS_ONLY)

@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import datasets
-from core.data_loaders import celeba, cifar, image_files, keras_download, mnist
-from core.data_loaders.common import split_indices
-from core.errors import DatasetError, DatasetUnavailable
+from core.common.errors import DatasetError, DatasetUnavailable
+from core.data import datasets
+from core.data.loaders import celeba, cifar, image_files, keras_download, mnist
+from core.data.loaders.common import split_indices
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATASET_ENV_VARS = (
@@ -780,8 +780,8 @@ def test_missing_mnist_without_network_fails_fast_with_instructions(tmp_path):
             raise socket.gaierror(-2, "Name or service not known")
 
         socket.getaddrinfo = offline  # the same failure as a machine without network
-        from core import datasets
-        from core.errors import DatasetUnavailable
+        from core.data import datasets
+        from core.common.errors import DatasetUnavailable
 
         start = time.perf_counter()
         try:

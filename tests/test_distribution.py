@@ -18,7 +18,7 @@ def _train(home, device_count):
     result = subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout.strip().splitlines()[-1])
-    from core.store import RunStore
+    from core.store.store import RunStore
 
     store = RunStore(home)
     run = store.get_run(payload["run_id"])
@@ -65,7 +65,7 @@ def test_a_data_parallel_gan_step_keeps_each_device_s_images():
     collectives in the compiled step are all-reduces (gradients, batch-norm moments, logs)."""
     program = """
 import core, keras, numpy as np
-from core import training
+from core.runs import training
 from core.models.dcgan import DCGAN
 with training.data_parallel(8):
     model = DCGAN((8, 8, 1), latent_dim=8, width=8)
@@ -94,15 +94,18 @@ def test_back_to_back_data_parallel_steps_do_not_deadlock():
     run's callbacks) wait for each step, so 1,500 back-to-back steps finish."""
     program = """
 import core
-from core import bench, classifier, datasets, training
-from core.config import config_for
+from bench import harness
+from core.training import classifier
+from core.data import datasets
+from core.runs import training
+from core.common.config import config_for
 data = datasets.load_dataset("digits")
 config = config_for("convnet", dataset="digits")
 batches = classifier.ShuffledBatches(data.x_train, data.y_train, config.batch_size, seed=0)
 with training.data_parallel(config.batch_size):
     model = classifier.build_classifier("convnet", data.image_shape, data.num_classes, augment=False)
     classifier.compile_classifier(model, config, total_steps=1500)
-    bench._fit_seconds(model, bench._first_batches(batches, 1500))
+    harness._fit_seconds(model, harness._first_batches(batches, 1500))
 print("finished")
 """
     env = {**os.environ, "CONVGAN_CPU_DEVICES": "2"}
@@ -135,7 +138,7 @@ def test_cpu_convolutions_run_on_eigen_unless_xla_flags_choose():
 
 _SPLITS = """
 import core, keras
-from core import training
+from core.runs import training
 for batch_size in (128, 127):
     with training.data_parallel(batch_size):
         print(batch_size, type(keras.distribution.distribution()).__name__)

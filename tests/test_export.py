@@ -8,10 +8,12 @@ import textwrap
 import numpy as np
 import pytest
 
-from core import cli, images, sampling
-from core.classifier import predict_proba
-from core.config import config_for
+from core.app import cli
+from core.common import images
+from core.common.config import config_for
+from core.evaluation import sampling
 from core.models import build_classifier, build_gan
+from core.training.classifier import predict_proba
 from tests.stored_runs import completed_classifier_run
 
 IMAGE_SHAPE = (8, 8, 1)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from core import gan_metrics
-from core.errors import ModelFileError, UserError
+from core.common.errors import ModelFileError, UserError
+from core.evaluation import gan_metrics
 from tests.stored_runs import completed_classifier_run
 
 
@@ -330,7 +330,7 @@ def test_reference_classifier_is_the_best_completed_run(store):
 
 
 def test_evaluate_generator_uses_the_stored_reference_classifier(store, classifier):
-    from core.datasets import load_dataset
+    from core.data.datasets import load_dataset
 
     data = load_dataset("digits")
     completed_classifier_run(store, classifier, "digits", 0.97)  # found through $CONVGAN_HOME
@@ -372,8 +372,9 @@ def test_fid_inception_without_weights_or_network_is_skipped(tmp_path, monkeypat
 
 
 def test_metrics_improve_as_a_dcgan_trains(classifier, digits):
-    from core import images, sampling
-    from core.config import GANConfig
+    from core.common import images
+    from core.common.config import GANConfig
+    from core.evaluation import sampling
     from core.models.gans import build_gan
 
     config = GANConfig(model="dcgan", batch_size=32)

@@ -6,12 +6,14 @@ import keras
 import numpy as np
 import pytest
 
-from core import gan, gan_metrics, images, sampling
-from core.config import GANConfig
-from core.datasets import load_dataset
-from core.errors import ConfigError
-from core.runctx import RunContext
-from core.store import RunStore
+from core.common import images
+from core.common.config import GANConfig
+from core.common.errors import ConfigError
+from core.data.datasets import load_dataset
+from core.evaluation import gan_metrics, sampling
+from core.store.store import RunStore
+from core.training import gan
+from core.training.runctx import RunContext
 from tests.stored_runs import completed_classifier_run
 
 SMALL = {"batch_size": 32, "latent_dim": 8, "sample_grid_size": 16, "metric_samples": 40, "log_every_steps": 2}

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from core import jobs
-from core.callbacks import read_train_state
-from core.config import config_for
+from core.common.config import config_for
+from core.runs import jobs
+from core.training.callbacks import read_train_state
 
 pytestmark = pytest.mark.xdist_group("jobs")
 

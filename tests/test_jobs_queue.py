@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from core import jobs
-from core.config import config_for, config_to_dict
+from core.common.config import config_for, config_to_dict
+from core.runs import jobs
 
 pytestmark = pytest.mark.xdist_group("jobs")
 

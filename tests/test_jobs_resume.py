@@ -7,9 +7,9 @@ import signal
 import keras
 import pytest
 
-from core import jobs, training
-from core.config import config_for
-from core.errors import UserError
+from core.common.config import config_for
+from core.common.errors import UserError
+from core.runs import jobs, training
 
 
 class CtrlCAfterFirstEpoch(keras.callbacks.Callback):

@@ -9,15 +9,15 @@ import time
 import nbformat
 import pytest
 
-from core import jobs
-from core.config import config_for
+from core.common.config import config_for
+from core.runs import jobs
 from tests.test_notebooks import NOTEBOOK_DIR, _kernel_manager
 
 pytestmark = pytest.mark.xdist_group("jobs")
 
 CELL = """
 import json
-from core.store import RunStore
+from core.store.store import RunStore
 store = RunStore()
 print("STATUS", store.describe({run_id!r})["status"])
 print("HISTORY", json.dumps(store.metric_table({run_id!r}, "step")))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core import cli
-from core.callbacks import EpochLog
+from core.app import cli
+from core.training.callbacks import EpochLog
 
 CORE = Path(__file__).resolve().parents[1] / "core"
 # The CLI's own output; core/__init__.py's one-line error before the CLI exists (`python -m core`).
@@ -49,6 +49,6 @@ def test_a_workers_epoch_line_is_timed_on_stdout(core_logger, capsys):
 
 def test_cli_diagnostics_go_to_stderr_as_one_line(core_logger, capsys):
     cli.log_to("stderr")
-    logging.getLogger("core.training").warning("note: %s", "3 images could not be read")
+    logging.getLogger("core.runs.training").warning("note: %s", "3 images could not be read")
     out, err = capsys.readouterr()
     assert (out, err) == ("", "note: 3 images could not be read\n")

@@ -1,4 +1,4 @@
-"""Training processes keep freed memory for reuse (``core.backend.keep_freed_memory``).
+"""Training processes keep freed memory for reuse (``core.common.backend.keep_freed_memory``).
 
 These tests count the page faults of child processes: they test the machine's kernel and C
 library as much as the project, so they are marked ``machine`` and skipped where they cannot apply.
@@ -47,7 +47,7 @@ pytestmark = [pytest.mark.machine, pytest.mark.skipif(_REASON is not None, reaso
 # through the C library five times, then counts the page faults five more rounds take.
 _FAULTS = """
 import ctypes, resource, sys
-from core import backend
+from core.common import backend
 if sys.argv[1] == "keep":
     assert backend.keep_freed_memory()
 libc = ctypes.CDLL(None)
@@ -82,7 +82,7 @@ def test_freed_buffers_are_reused_without_page_faults():
 _GAN_STEP_FAULTS = """
 import sys, resource, numpy as np
 import core, jax
-from core import backend
+from core.common import backend
 from core.models.dcgan import DCGAN
 if sys.argv[1] == "async":
     jax.config.update("jax_cpu_enable_async_dispatch", True)

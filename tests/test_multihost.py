@@ -8,14 +8,14 @@ import textwrap
 
 import pytest
 
-from core import backend
-from core.errors import BackendError
+from core.common import backend
+from core.common.errors import BackendError
 
 pytestmark = pytest.mark.xdist_group("multihost")
 
 PROGRAM = textwrap.dedent("""
     import core
-    from core import backend
+    from core.common import backend
     assert backend.initialize_multihost()
     import jax, jax.numpy as jnp
     from jax.experimental import multihost_utils

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import nbformat
 import pytest
 
-from core.store import RunStore
+from core.store.store import RunStore
 from tests.test_backend_choice import user_environment
 
 pytestmark = pytest.mark.xdist_group("notebooks")
@@ -199,8 +199,9 @@ def test_paired_script_matches_the_notebook(path):
 
 def _launch_from_the_dashboard(store: RunStore) -> str:
     """Queue a run the way the dashboard's Train page does, without starting its trainer."""
-    from core import dashboard, jobs
-    from core.config import config_for
+    from core.app import dashboard
+    from core.common.config import config_for
+    from core.runs import jobs
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(jobs, "dispatch", lambda store: [])  # queued only: no background trainer in a test
@@ -239,7 +240,7 @@ def test_datasets_and_convnet_notebook_trains_a_classifier_and_plots_it(executed
     assert _mime_count(result.notebook, "image/png") >= 5  # grids, misclassified, saliency
     output = _stdout(result.notebook)
     assert run["run_id"] in output
-    # core.novelty: a flat square and noise are flagged, whatever label they get.
+    # core.evaluation.novelty: a flat square and noise are flagged, whatever label they get.
     assert re.search(r"^a flat grey square: .*, unusual: a flat image", output, re.M), output[-2000:]
     assert re.search(r"^random noise: .*, unusual: ", output, re.M), output[-2000:]
 

@@ -1,4 +1,4 @@
-"""Images unlike the training data are flagged (core.novelty), on a tiny real digits classifier:
+"""Images unlike the training data are flagged (core.evaluation.novelty), on a tiny real digits classifier:
 flat colours, noise and photos are; most held-out test digits are not. The CLI's ``classify``
 and ``dashboard.classify`` report it."""
 
@@ -9,19 +9,20 @@ import json
 import numpy as np
 import pytest
 
-from core import cli, dashboard, novelty
-from core.checkpoints import checkpoint_path, load_run_model
-from core.classifier import prepare_images
-from core.config import config_for
-from core.datasets import load_dataset
-from core.images import save_png
-from core.store import RunStore
+from core.app import cli, dashboard
+from core.common.config import config_for
+from core.common.images import save_png
+from core.data.datasets import load_dataset
+from core.evaluation import novelty
+from core.store.checkpoints import checkpoint_path, load_run_model
+from core.store.store import RunStore
+from core.training.classifier import prepare_images
 
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
     """A convnet trained 2 epochs on the 8x8 digits: ``(store, run_id, model, check)``."""
-    from core import training
+    from core.runs import training
 
     store = RunStore(tmp_path_factory.mktemp("novelty-home"))
     run = training.train(config_for("convnet", dataset="digits", epochs=2, batch_size=64, seed=0), store=store)

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 import core
-from core.store import RunStore
+from core.store.store import RunStore
 
 pytestmark = pytest.mark.xdist_group("cli")
 

@@ -5,11 +5,13 @@ import keras
 import numpy as np
 import pytest
 
-from core import gan, gan_metrics, training
-from core.config import GANConfig
-from core.datasets import load_dataset
-from core.errors import UserError
+from core.common.config import GANConfig
+from core.common.errors import UserError
+from core.data.datasets import load_dataset
+from core.evaluation import gan_metrics
 from core.models.gans import build_gan
+from core.runs import training
+from core.training import gan
 from tests.stored_runs import completed_classifier_run
 
 SMALL_GAN = GANConfig(model="dcgan", epochs=1, batch_size=32, latent_dim=8, metric_samples=40)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core import degradations as dg
-from core.errors import ConfigError, UserError
+from core.common.errors import ConfigError, UserError
+from core.data import degradations as dg
 
 
 def test_area_downsample_averages_blocks():

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from core.config import config_for
+from core.common.config import config_for
 from core.models.pix2pix import Pix2Pix
 from core.models.restoration_io import PixelShuffle
 from core.models.restorers import build_restorer
@@ -55,7 +55,7 @@ def test_restorer_contract(model_name, settings, input_shape, image_shape, tmp_p
 
 
 def test_config_presets_and_validation():
-    from core.errors import ConfigError
+    from core.common.errors import ConfigError
 
     preset = config_for("unet", task="denoise", dataset="fashion_mnist")
     assert (preset.width, preset.epochs, preset.train_images) == (16, 2, 20000)

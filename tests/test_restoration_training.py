@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import cli, jobs
-from core.config import config_for
+from core.app import cli
+from core.common.config import config_for
 from core.models.classifiers import build_classifier
 from core.models.gans import build_gan
-from core.store import RunStore
+from core.runs import jobs
+from core.store.store import RunStore
 from tests.stored_runs import completed_classifier_run
 
 

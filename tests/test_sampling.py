@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import sampling
-from core.config import GANConfig
-from core.errors import ConfigError, ModelFileError
+from core.common.config import GANConfig
+from core.common.errors import ConfigError, ModelFileError
+from core.evaluation import sampling
 from core.models.gans import build_gan
 
 

@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from core.errors import RunNotFound, UserError
-from core.store import RunStore
+from core.common.errors import RunNotFound, UserError
+from core.store.store import RunStore
 
 
 def _new(store, **kw):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import RunNotFound, UserError
-from core.store import NOTE_MAX_LENGTH, SCHEMA_VERSION, InvalidAnnotation, RunStore, StoreError
+from core.common.errors import RunNotFound, UserError
+from core.store.store import NOTE_MAX_LENGTH, SCHEMA_VERSION, InvalidAnnotation, RunStore, StoreError
 
-# Written by core/store.py of commit 10933f7 (before the schema had a version): a completed
+# Written by core/store/store.py of commit 10933f7 (before the schema had a version): a completed
 # convnet with step and epoch metrics (one NaN), a stopped dcgan; each run folder has a train.log.
 STORE_V1 = Path(__file__).parent / "data" / "store_v1"
 CLASSIFIER, GAN = "convnet-digits-1205-125902-c4b382", "dcgan-digits-1205-125903-ed13fa"
@@ -75,7 +75,7 @@ def test_store_from_before_versioning_opens_with_nothing_lost(old_store):
 def test_processes_opening_an_old_store_at_once_migrate_it_once(old_store):
     """A dashboard, a CLI and a worker may all be first to open a store after an upgrade."""
     repo = Path(__file__).resolve().parents[1]
-    code = "import sys; from core.store import RunStore; print(len(RunStore(sys.argv[1]).list_runs()))"
+    code = "import sys; from core.store.store import RunStore; print(len(RunStore(sys.argv[1]).list_runs()))"
     processes = [subprocess.Popen([sys.executable, "-c", code, str(old_store)], cwd=repo, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   env={**os.environ, "PYTHONPATH": str(repo)}) for _ in range(4)]

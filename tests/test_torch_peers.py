@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from core import torch_peers
-from core.errors import ConfigError
+from bench import torch_peers
+from core.common.errors import ConfigError
 from core.models import dcgan
 from core.models.classifiers import build_classifier
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops, saving
 
-from core.errors import ConfigError
+from core.common.errors import ConfigError
 from core.models.convnet import build_convnet
 from core.models.resnet import build_resnet
 

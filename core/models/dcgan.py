@@ -28,7 +28,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops, saving
 
-from core.errors import ConfigError
+from core.common.errors import ConfigError
 from core.models.downsample import StridedConv2D
 from core.models.gan_base import GAN
 from core.models.layers import BatchNormalization

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import keras
 
-from core.config import GAN_MODELS, GANConfig
-from core.errors import ConfigError
+from core.common.config import GAN_MODELS, GANConfig
+from core.common.errors import ConfigError
 from core.models.cgan import CGAN
 from core.models.dcgan import DCGAN, generator_plan
 from core.models.gan_base import GAN

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import keras
 
-from core.config import RESTORATION_MODELS, RestorationConfig
-from core.degradations import Degradation
-from core.errors import ConfigError
+from core.common.config import RESTORATION_MODELS, RestorationConfig
+from core.common.errors import ConfigError
+from core.data.degradations import Degradation
 from core.models.espcn import build_espcn
 from core.models.pix2pix import Pix2Pix
 from core.models.unet import build_unet

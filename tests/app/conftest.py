@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.store import RunStore
+from core.store.store import RunStore
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def empty_home(tmp_path, monkeypatch):
 
 
 def _tiny_configs():
-    from core.config import config_for
+    from core.common.config import config_for
 
     return {
         "convnet": config_for("convnet", dataset="digits", epochs=1, batch_size=64, seed=0),
@@ -49,7 +49,7 @@ def real_runs(tmp_path_factory):
     Returns:
         ``(home, {"convnet": run_id, "dcgan": run_id, "cgan": run_id})``.
     """
-    from core import training
+    from core.runs import training
 
     home = tmp_path_factory.mktemp("real-runs")
     store = RunStore(home)

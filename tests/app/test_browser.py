@@ -88,7 +88,7 @@ def digit_png() -> bytes:
     """A test digit from the embedded dataset, as an uploaded PNG (upscaled to 32x32)."""
     from PIL import Image
 
-    from core.datasets import load_dataset
+    from core.data.datasets import load_dataset
 
     data = load_dataset("digits")
     image = Image.fromarray(np.asarray(data.x_test[0])[..., 0]).resize((32, 32), Image.NEAREST)
@@ -180,9 +180,9 @@ def test_walk_train_watch_sample_classify_share(walk_home, artifacts, tmp_path):
 
 
 def test_demo_walk_finds_no_way_to_write(tmp_path, artifacts, monkeypatch):
-    from core import dashboard
-    from core.config import config_for, config_to_dict
-    from core.store import RunStore
+    from core.app import dashboard
+    from core.common.config import config_for, config_to_dict
+    from core.store.store import RunStore
 
     home = tmp_path / "demo-home"
     store = RunStore(home)  # one finished run, so the Runs page shows a run's actions (if any)

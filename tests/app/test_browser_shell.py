@@ -13,9 +13,9 @@ import keras
 import numpy as np
 import pytest
 
-from core.images import png_bytes, save_png
+from core.common.images import png_bytes, save_png
 from core.models import build_classifier
-from core.store import RunStore
+from core.store.store import RunStore
 from tests.app.browser import CHROMIUM, chromium, errors_on, settle, streamlit_server
 from tests.stored_runs import completed_classifier_run
 from tests.test_backend_choice import user_environment

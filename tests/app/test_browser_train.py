@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import RunStore
+from core.store.store import RunStore
 from tests.app.browser import CHROMIUM, chromium, errors_on, settle, streamlit_server
 
 pytestmark = [

@@ -1,4 +1,4 @@
-"""core.dashboard and core.figures: the view models behind the pages, without Streamlit."""
+"""core.app.dashboard and core.app.figures: the view models behind the pages, without Streamlit."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import dashboard, figures
-from core.errors import UserError
-from core.store import RunStore
+from core.app import dashboard, figures
+from core.common.errors import UserError
+from core.store.store import RunStore
 
 
 def _png(array: np.ndarray) -> bytes:

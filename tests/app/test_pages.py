@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.store import RunStore
+from core.store.store import RunStore
 from tests.app.harness import PAGES, assert_clean, open_page
 
 
@@ -29,7 +29,7 @@ def test_every_page_renders_on_an_empty_store(empty_home, page):
 
 
 def test_home_offers_the_starter_models_and_queues_them(empty_home, monkeypatch):
-    from core import jobs
+    from core.runs import jobs
 
     monkeypatch.setattr(jobs, "dispatch", lambda store: [])  # queue only: no trainer in a unit test
     at = open_page("home")
@@ -107,7 +107,7 @@ def test_a_bad_upload_is_one_error_line_and_nothing_is_kept(empty_home):
 
 
 def test_train_form_rejects_a_bad_value_and_creates_no_run(empty_home, monkeypatch):
-    from core import jobs
+    from core.runs import jobs
 
     monkeypatch.setattr(jobs, "dispatch", lambda store: [])
     at = open_page("train")
@@ -124,7 +124,7 @@ def test_train_form_rejects_a_bad_value_and_creates_no_run(empty_home, monkeypat
 
 
 def test_train_form_defaults_come_from_core_config(empty_home):
-    from core.config import config_for
+    from core.common.config import config_for
 
     at = open_page("train", {"task": "gan", "model": "dcgan"})
     defaults = config_for("dcgan")
@@ -210,7 +210,7 @@ def test_runs_detail_names_the_classifier_that_scored_a_gan(real_home):
 
 
 def test_comparing_gans_scored_by_different_classifiers_warns(empty_home):
-    from core.config import config_for, config_to_dict
+    from core.common.config import config_for, config_to_dict
 
     store = RunStore(empty_home)
     gans = []
@@ -226,7 +226,7 @@ def test_comparing_gans_scored_by_different_classifiers_warns(empty_home):
 
 @real
 def test_delete_needs_confirmation(real_home):
-    from core.config import config_for, config_to_dict
+    from core.common.config import config_for, config_to_dict
 
     home, _ = real_home
     store = RunStore(home)
@@ -275,7 +275,7 @@ def _png_bytes(array: np.ndarray) -> bytes:
 
 
 def _fake_run(home, status: str, model: str = "convnet") -> str:
-    from core.config import config_for, config_to_dict
+    from core.common.config import config_for, config_to_dict
 
     return RunStore(home).create_run(
         family="classifier" if model == "convnet" else "gan",
@@ -298,7 +298,7 @@ def test_train_live_panel_lists_queued_jobs_and_cancels_them(empty_home):
 
 
 def test_runs_resume_queues_a_stopped_run(empty_home, monkeypatch):
-    from core import jobs
+    from core.runs import jobs
 
     monkeypatch.setattr(jobs, "dispatch", lambda store: [])
     run_id = _fake_run(empty_home, "stopped")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs
-from core.config import config_for, config_to_dict
-from core.store import RunStore
+from core.common.config import config_for, config_to_dict
+from core.runs import jobs
+from core.store.store import RunStore
 from tests.app.browser import CHROMIUM, chromium, settle, streamlit_server
 
 pytestmark = [

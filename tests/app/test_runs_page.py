@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from core import images
-from core.store import RunStore
+from core.common import images
+from core.store.store import RunStore
 from tests.app.harness import assert_clean, open_page
 
 CLASSES = [str(digit) for digit in range(10)]

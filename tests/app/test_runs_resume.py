@@ -1,7 +1,7 @@
 """The Runs page's Resume offers the run's own target when it stopped short, not 'last epoch + 5'."""
 
-from core.config import config_for, config_to_dict
-from core.store import RunStore
+from core.common.config import config_for, config_to_dict
+from core.store.store import RunStore
 from tests.app.harness import assert_clean, open_page
 
 

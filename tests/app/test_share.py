@@ -1,4 +1,4 @@
-"""core.share: query parameters parse to valid values with a notice, never an exception."""
+"""core.app.share: query parameters parse to valid values with a notice, never an exception."""
 
 from urllib.parse import parse_qs, urlsplit
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import share
-from core.share import Param
+from core.app import share
+from core.app.share import Param
 
 SEED = Param("seed", int, 0, minimum=0, maximum=2**31 - 1)
 N = Param("n", int, 16, minimum=1, maximum=64)

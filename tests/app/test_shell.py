@@ -9,10 +9,11 @@ import keras
 import numpy as np
 import pytest
 
-from core import dashboard, novelty
-from core.checkpoints import checkpoint_path
+from core.app import dashboard
+from core.evaluation import novelty
 from core.models import build_classifier
-from core.store import RunStore
+from core.store.checkpoints import checkpoint_path
+from core.store.store import RunStore
 from tests.app.harness import assert_clean, open_page
 from tests.stored_runs import completed_classifier_run
 

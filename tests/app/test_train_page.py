@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from core import dashboard, jobs, share
-from core.config import config_for
-from core.store import RunStore
+from core.app import dashboard, share
+from core.common.config import config_for
+from core.runs import jobs
+from core.store.store import RunStore
 from tests.app.harness import assert_clean, open_page
 
 # Every field of the form, for a classifier and for the GAN with the most fields, none at its default.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import RunStore, this_host
+from core.store.store import RunStore, this_host
 
 STATUSES = ("running", "queued", "completed", "failed", "interrupted", "stopped", "cancelled")
 
@@ -25,7 +25,7 @@ def runs_home(tmp_path, monkeypatch):
     Returns:
         ``(home, {status: run_id})``.
     """
-    from core.config import config_for, config_to_dict
+    from core.common.config import config_for, config_to_dict
 
     home = tmp_path / "home"
     monkeypatch.setenv("CONVGAN_HOME", str(home))
@@ -61,8 +61,8 @@ def trained_classifier(tmp_path_factory):
     Returns:
         ``(home, run_id)``; treat the store as read-only.
     """
-    from core import training
-    from core.config import config_for
+    from core.common.config import config_for
+    from core.runs import training
 
     home = tmp_path_factory.mktemp("trained-classifier")
     run = training.train(config_for("convnet", dataset="digits", epochs=2, batch_size=64), store=RunStore(home))
@@ -73,7 +73,7 @@ def trained_classifier(tmp_path_factory):
 @pytest.fixture(scope="session")
 def gan_checkpoint(tmp_path_factory) -> Path:
     """A real (untrained) DCGAN ``.keras`` file for 8x8x1 images, built once per session."""
-    from core.config import config_for
+    from core.common.config import config_for
     from core.models.gans import build_gan
 
     path = tmp_path_factory.mktemp("gan-file") / "dcgan.keras"
@@ -84,7 +84,7 @@ def gan_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture
 def checkpoint_home(tmp_path, monkeypatch, trained_classifier, gan_checkpoint):
     """CONVGAN_HOME with a trained convnet run and a dcgan run that has a real checkpoint."""
-    from core import checkpoints
+    from core.store import checkpoints
     from tests.hardening import craft
 
     home = tmp_path / "home"

@@ -78,7 +78,7 @@ def labeled_members(per_class: int = 3, size: int = 8) -> dict[str, bytes]:
 def add_run(store, family: str, model: str, checkpoint: Path | None = None,
             status: str = "completed") -> str:
     """A run record in ``store`` (digits, 10 classes) with ``checkpoint`` copied in as epoch 1."""
-    from core.config import config_for, config_to_dict
+    from core.common.config import config_for, config_to_dict
 
     config = {**config_to_dict(config_for(model, dataset="digits", epochs=1)),
               "data": {"class_names": [str(digit) for digit in range(10)], "image_shape": [8, 8, 1]}}

@@ -15,8 +15,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from core import datasets
-from core.errors import DatasetError, UserError
+from core.common.errors import DatasetError, UserError
+from core.data import datasets
 from tests.hardening import craft
 
 
@@ -186,10 +186,10 @@ def test_thousands_of_tiny_images_load_in_reasonable_time(tmp_path):
 
 
 def test_classify_zip_bomb_is_refused_without_inflating_it(tmp_path):
-    # core.dashboard.zip_image_entries reads the members of an uploaded zip for batch
+    # core.app.dashboard.zip_image_entries reads the members of an uploaded zip for batch
     # classification; it must apply the dataset loader's size/ratio limits.
-    from core import dashboard
-    from core.errors import UserError
+    from core.app import dashboard
+    from core.common.errors import UserError
 
     data = _bomb(tmp_path / "bomb.zip", 64).read_bytes()
     with pytest.raises(UserError, match="zip bomb"):
@@ -197,7 +197,7 @@ def test_classify_zip_bomb_is_refused_without_inflating_it(tmp_path):
 
 
 def test_classify_zip_with_traversal_names_reads_nothing_outside(tmp_path):
-    from core import dashboard
+    from core.app import dashboard
 
     data = craft.zip_file(tmp_path / "evil.zip", {"../../x.png": craft.gray_png(1), "ok.png": craft.gray_png(2)})
     before = _tree(tmp_path)

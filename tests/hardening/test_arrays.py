@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import datasets
-from core.errors import DatasetError
+from core.common.errors import DatasetError
+from core.data import datasets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,8 +137,8 @@ def test_a_huge_label_is_refused_at_once_without_building_class_names(tmp_path):
     path = _npz(tmp_path / "huge-label.npz", x=IMAGES, y=np.array([0, 1, 0, 2**40]))
     code = (
         "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))\n"
-        "from core import datasets\n"
-        "from core.errors import DatasetError\n"
+        "from core.data import datasets\n"
+        "from core.common.errors import DatasetError\n"
         "try:\n    datasets.load_dataset(sys.argv[1])\n"
         "except DatasetError as error:\n    print('refused:', error)\n"
     )

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from core import jobs
-from core.config import config_for
+from core.common.config import config_for
+from core.runs import jobs
 
 pytestmark = [pytest.mark.xdist_group("hardening_runs"), pytest.mark.slow]
 

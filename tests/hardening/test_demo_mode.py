@@ -1,7 +1,7 @@
 """The public demo (``CONVGAN_DEMO=1``) is read-only and says so in the same words everywhere.
 
 No page renders a control that launches, stops, cancels, resumes, deletes or uploads, whatever
-the URL asks for, and ``core.dashboard`` refuses those writes anyway; uploads are capped in size
+the URL asks for, and ``core.app.dashboard`` refuses those writes anyway; uploads are capped in size
 and sampling in count; checkpoint downloads are offered only where the operator allows them; every
 demo line on a page comes from ``dashboard.demo_notice``.
 """
@@ -15,12 +15,13 @@ import keras
 import numpy as np
 import pytest
 
-from core import dashboard, novelty
-from core.checkpoints import checkpoint_path
-from core.config import config_for
-from core.images import png_bytes
+from core.app import dashboard
+from core.common.config import config_for
+from core.common.images import png_bytes
+from core.evaluation import novelty
 from core.models import build_classifier
-from core.store import RunStore
+from core.store.checkpoints import checkpoint_path
+from core.store.store import RunStore
 from tests.app.harness import HOSTILE_QUERY, PAGES, ROOT, assert_clean, open_page, texts, widgets
 from tests.stored_runs import completed_classifier_run
 
@@ -126,7 +127,7 @@ def test_outside_demo_the_same_pages_do_render_write_controls(runs_home, tmp_pat
 
 @pytest.mark.parametrize("value", ["1", "true", "YES", " on "])
 def test_demo_mode_refuses_every_write_in_core(runs_home, monkeypatch, value):
-    # Pages hide the controls; core.dashboard refuses anyway, whatever calls it.
+    # Pages hide the controls; core.app.dashboard refuses anyway, whatever calls it.
     home, ids = runs_home
     monkeypatch.setenv("CONVGAN_DEMO", value)
     store = RunStore(home)

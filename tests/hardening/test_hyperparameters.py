@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from core import training
-from core.config import config_for
-from core.errors import ConfigError, DatasetError, UserError
-from core.store import RunStore
+from core.common.config import config_for
+from core.common.errors import ConfigError, DatasetError, UserError
+from core.runs import training
+from core.store.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,7 @@
 """Image files from strangers: each is decoded to the right pixels or refused with one clear line.
 
 The files are real: written with Pillow, or byte by byte where Pillow would not write them
-(headers claiming 10 gigapixels, 16-bit RGB). They go through ``core.datasets.read_image`` (what
+(headers claiming 10 gigapixels, 16-bit RGB). They go through ``core.data.datasets.read_image`` (what
 classification uses) and through ``folder:`` and ``zip:`` datasets.
 """
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import datasets
-from core.errors import DatasetError
+from core.common.errors import DatasetError
+from core.data import datasets
 from tests.hardening import craft
 
 
@@ -227,13 +227,13 @@ def test_a_folder_of_unusual_modes_loads_with_the_right_pixels(tmp_path):
 
 
 # ---- single uploads on the Classify page (open to visitors of the public demo) ----------------------
-# core.dashboard.decode_image turns an uploaded file's bytes into pixels for classification. It
+# core.app.dashboard.decode_image turns an uploaded file's bytes into pixels for classification. It
 # must refuse what read_image refuses and give the pixels read_image gives.
 
 
 def _dashboard_refuses(data: bytes, *words: str) -> str:
-    from core import dashboard
-    from core.errors import UserError
+    from core.app import dashboard
+    from core.common.errors import UserError
 
     with pytest.raises(UserError) as caught:
         dashboard.decode_image(data, "upload.png")
@@ -252,7 +252,7 @@ def test_upload_decompression_bomb_is_a_user_error():
 def test_upload_over_the_pixel_limit_is_refused_before_decoding():
     # A valid 7000x7000 PNG of 60 kB that decodes to 49 Mpx: over MAX_IMAGE_PIXELS (40 Mpx), under
     # Pillow's warning threshold, so only our own limit stops it.
-    from core.data_loaders.image_files import MAX_IMAGE_PIXELS
+    from core.data.loaders.image_files import MAX_IMAGE_PIXELS
 
     data = craft.png_bytes(np.zeros((7000, 7000), np.uint8))
     assert len(data) < 200_000 and MAX_IMAGE_PIXELS < 7000 * 7000
@@ -260,7 +260,7 @@ def test_upload_over_the_pixel_limit_is_refused_before_decoding():
 
 
 def test_upload_gives_the_same_pixels_as_read_image(tmp_path):
-    from core import dashboard
+    from core.app import dashboard
 
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[2:6, 3:5] = [0, 0, 0, 255]  # black ink on a transparent canvas (stored as transparent black)

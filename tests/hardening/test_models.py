@@ -1,7 +1,7 @@
 """Model files that should not be trusted: code inside a ``.keras`` file never runs, a model of
 the wrong family is refused with a clear line, and a model that does not fit the data says so.
 
-``core.checkpoints.load_model`` loads with Keras' safe mode. The hostile files are real Keras
+``core.store.checkpoints.load_model`` loads with Keras' safe mode. The hostile files are real Keras
 files; where Keras itself would not write one, the ``config.json`` inside is edited.
 """
 
@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from core import checkpoints, sampling
-from core.errors import ModelFileError, UserError
+from core.common.errors import ModelFileError, UserError
+from core.evaluation import sampling
+from core.store import checkpoints
 from tests.hardening import craft
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +60,7 @@ def test_lambda_layer_is_refused_and_its_code_never_runs(tmp_path):
 
 
 def test_lambda_checkpoint_of_a_run_is_refused_by_the_cli_in_one_line(store, tmp_path):
-    from core.config import config_for, config_to_dict
+    from core.common.config import config_for, config_to_dict
 
     marker = tmp_path / "lambda-ran"
     config = config_to_dict(config_for("convnet", dataset="digits", epochs=1))
@@ -159,13 +160,13 @@ def _refused_by_cli(result, *words):
 @pytest.fixture
 def classifier_file(trained_classifier) -> Path:
     home, run_id = trained_classifier
-    from core.store import RunStore
+    from core.store.store import RunStore
 
     return checkpoints.checkpoint_path(RunStore(home), run_id)
 
 
 def test_a_gan_run_is_refused_by_classify_before_its_file_is_read(store, tmp_path):
-    from core.inference import classify_files
+    from core.runs.inference import classify_files
 
     run_id = craft.add_run(store, "gan", "dcgan")  # no checkpoint at all: refused on the record alone
     image = craft.write(tmp_path / "digit.png", craft.gray_png(128))
@@ -176,8 +177,8 @@ def test_a_gan_run_is_refused_by_classify_before_its_file_is_read(store, tmp_pat
 
 
 def test_a_gan_file_in_a_classifier_run_is_refused_by_classify_and_evaluate(store, tmp_path, gan_checkpoint):
-    from core.evaluation import evaluate_run
-    from core.inference import classify_files
+    from core.runs.evaluation import evaluate_run
+    from core.runs.inference import classify_files
 
     run_id = craft.add_run(store, "classifier", "convnet", gan_checkpoint)  # a swapped or hand-copied file
     image = craft.write(tmp_path / "digit.png", craft.gray_png(128))
@@ -217,8 +218,8 @@ def test_images_of_another_shape_are_adapted_to_the_model_with_notes(trained_cla
     import numpy as np
     from PIL import Image
 
-    from core.inference import classify_files
-    from core.store import RunStore
+    from core.runs.inference import classify_files
+    from core.store.store import RunStore
 
     home, run_id = trained_classifier
     rgba = np.zeros((40, 20, 4), np.uint8)
@@ -247,10 +248,10 @@ def test_a_run_whose_data_changed_shape_fails_clearly_on_resume_and_evaluate(sto
     import numpy as np
     from PIL import Image
 
-    from core import jobs, training
-    from core.config import config_for
-    from core.datasets import load_dataset
-    from core.evaluation import evaluate_run
+    from core.common.config import config_for
+    from core.data.datasets import load_dataset
+    from core.runs import jobs, training
+    from core.runs.evaluation import evaluate_run
 
     digits = load_dataset("digits")
     root = tmp_path / "two-digits"

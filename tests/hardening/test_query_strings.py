@@ -1,4 +1,4 @@
-"""Links from strangers: whatever a URL's query string holds, ``core.share`` gives a valid value
+"""Links from strangers: whatever a URL's query string holds, ``core.app.share`` gives a valid value
 (the default plus a one-line notice when it had to ignore or change something) and never
 raises; and every page opens cleanly with hostile query parameters."""
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from core import share
-from core.store import RunStore
+from core.app import share
+from core.store.store import RunStore
 from tests.app.harness import HOSTILE_QUERY, PAGES, assert_clean, open_page, page_text
 
 ROOT = Path(__file__).resolve().parents[2]

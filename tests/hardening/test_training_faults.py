@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import checkpoints, jobs, training
-from core.callbacks import read_train_state
-from core.config import config_for
-from core.store import RunStore
+from core.common.config import config_for
+from core.runs import jobs, training
+from core.store import checkpoints
+from core.store.store import RunStore
+from core.training.callbacks import read_train_state
 
 pytestmark = [pytest.mark.xdist_group("hardening_runs"), pytest.mark.slow]
 
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _finite_model(path: Path):
     """Load a checkpoint and check every weight and a prediction are finite."""
-    from core.datasets import load_dataset
+    from core.data.datasets import load_dataset
 
     model = checkpoints.load_model(path)
     assert all(np.isfinite(np.asarray(weight)).all() for weight in model.weights), f"{path.name} holds NaN"

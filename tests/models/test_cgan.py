@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from core.config import GANConfig
-from core.errors import ConfigError
+from core.common.config import GANConfig
+from core.common.errors import ConfigError
 from core.models.cgan import CGAN
 from core.models.gans import build_gan
 

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from core.errors import ConfigError
+from core.common.errors import ConfigError
 from core.models.classifiers import build_classifier
 from tests.models.classifier_contract import PARAMETERS, unbuilt_models
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from keras import layers
 
-from core.config import GANConfig
-from core.errors import ConfigError
+from core.common.config import GANConfig
+from core.common.errors import ConfigError
 from core.models.dcgan import DCGAN, generator_plan
 from core.models.gan_base import GANOptimizer
 from core.models.gans import build_gan

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from core.config import GANConfig
+from core.common.config import GANConfig
 from core.models.gans import build_gan
 from core.models.wgan_gp import WGANGP
 

@@ -1,6 +1,0 @@
-"""Loaders behind ``core.datasets``: one module per source format.
-
-Each loader returns a :class:`core.data_loaders.common.RawData`; ``core.datasets`` then checks
-the classes, splits data that has no test split, resizes it and makes it read-only. Nothing here
-is public API: front ends call ``core.datasets``.
-"""
