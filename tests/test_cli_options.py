@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from core.app import cli
+from core.app import cli, cli_base
 from core.store.store import RunStore
 
 pytestmark = pytest.mark.xdist_group("cli")
@@ -51,7 +51,7 @@ def test_every_config_field_is_settable_from_the_command_line(model):
     fields = [field for field in dataclasses.fields(FAMILIES[model]) if field.name != "model"]
     wanted = {field.name: other_value(field) for field in fields}
     argv = ["train", "--model", model] + [arg for name, value in wanted.items() for arg in arguments(name, value)]
-    config = cli.config_from_args(cli.build_parser().parse_args(argv))
+    config = cli_base.config_from_args(cli.build_parser().parse_args(argv))
     assert isinstance(config, FAMILIES[model])
     assert {name: getattr(config, name) for name in wanted} == wanted
 

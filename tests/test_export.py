@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from core.app import cli
+from core.app import cli, cli_base
 from core.common import images
 from core.common.config import config_for
 from core.evaluation import sampling
@@ -74,7 +74,7 @@ def test_exported_classifier_loads_without_the_project_and_predicts_as_classify(
                                                                                   classifier_run):
     run_id, model = classifier_run
     out = tmp_path / "export" / "model.keras"
-    assert _export(store, run_id, out) == cli.EXIT_OK
+    assert _export(store, run_id, out) == cli_base.EXIT_OK
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["model"] == "classifier" and result["format"] == "keras" and result["out"] == str(out)
     assert result["inputs"] == {"images": [None, *IMAGE_SHAPE]}
@@ -87,7 +87,7 @@ def test_exported_generator_loads_without_the_project_and_draws_what_sample_draw
                                                                                   cgan_run):
     run_id, gan = cgan_run
     out = tmp_path / "generator.keras"
-    assert _export(store, run_id, out) == cli.EXIT_OK
+    assert _export(store, run_id, out) == cli_base.EXIT_OK
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["model"] == "generator" and result["inputs"] == {"z": [None, 8], "label": [None]}
     z = sampling.latents(gan.latent_dim, 6, seed=3)
@@ -104,7 +104,7 @@ def test_onnx_export_matches_the_checkpoint_under_onnxruntime(store, tmp_path, c
 
     run_id, model = request.getfixturevalue("classifier_run" if kind == "classifier" else "cgan_run")
     out = tmp_path / "model.onnx"
-    assert _export(store, run_id, out, "--format", "onnx") == cli.EXIT_OK
+    assert _export(store, run_id, out, "--format", "onnx") == cli_base.EXIT_OK
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["format"] == "onnx" and result["max_difference"] <= 1e-4
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
