@@ -29,7 +29,7 @@ INSTALL_HINT = "PyTorch is needed for the side-by-side benchmark: pip install -r
 def import_torch():
     """Return the ``torch`` module, or raise ConfigError saying how to install it."""
     try:
-        import torch
+        import torch  # the optional `bench` extra: missing, the benchmark says how to install it
     except ImportError as err:
         raise ConfigError(INSTALL_HINT) from err
     return torch

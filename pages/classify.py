@@ -3,9 +3,11 @@ top-k probabilities, saliency), or on a zip of images (table + CSV)."""
 
 import numpy as np
 import streamlit as st
+from streamlit_drawable_canvas import st_canvas
 
 from core.app import dashboard, figures
 from core.app.share import Param
+from core.data.datasets import load_dataset
 from core.evaluation import novelty
 from core.runs.inference import class_names_of
 from core.store.checkpoints import checkpoint_path
@@ -22,18 +24,12 @@ def explain(path: str, mtime: float, prepared, class_index: int, method: str):
 
 @st.cache_resource(max_entries=6, show_spinner="Learning what the training images look like (once per checkpoint)...")
 def novelty_check(path: str, mtime: float, dataset: str, image_size: int | None):
-    from core.data.datasets import load_dataset
-
     data = load_dataset(dataset, image_size=image_size)
     return novelty.for_checkpoint(ui.load_model(path), path, data, save=not ui.demo())  # a demo writes nothing
 
 
 def canvas():
-    """The drawing canvas of streamlit-drawable-canvas; None when the package is not installed."""
-    try:
-        from streamlit_drawable_canvas import st_canvas
-    except ImportError:
-        return None
+    """The drawing canvas of streamlit-drawable-canvas (a dependency of the project)."""
     return st_canvas
 
 

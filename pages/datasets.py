@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.app import dashboard, figures
 from core.app.share import Param
+from core.data.datasets import dataset_stats
 from pages import ui
 
 PER_PAGE = 64
@@ -11,7 +12,6 @@ PER_PAGE = 64
 
 @st.cache_data(max_entries=8, show_spinner="Computing statistics...")
 def stats(spec: str, version: float):
-    from core.data.datasets import dataset_stats
 
     return dataset_stats(ui.load_dataset(spec))
 

@@ -6,20 +6,19 @@ import streamlit as st
 from core.app import dashboard
 from core.app.share import Param
 from core.common import images
+from core.evaluation import sampling
 from core.store.checkpoints import checkpoint_path
 from pages import ui
 
 
 @st.cache_data(max_entries=32, show_spinner="Generating...")
 def generate(path: str, mtime: float, n: int, seed: int, label: int | None, truncation: float | None):
-    from core.evaluation import sampling
 
     return sampling.sample(ui.load_gan(path), n, seed=seed, label=label, truncation=truncation)
 
 
 @st.cache_data(max_entries=16, show_spinner="Interpolating...")
 def interpolation(path: str, mtime: float, seed_a: int, seed_b: int, steps: int, label: int | None):
-    from core.evaluation import sampling
 
     frames = sampling.interpolate(ui.load_gan(path), seed_a, seed_b, steps, label=label)
     return frames, dashboard.gif_bytes(frames)

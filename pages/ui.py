@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 import core  # noqa: F401 - selects the JAX backend before anything imports keras
 from core.app import dashboard, share
+from core.common.devices import list_devices
 from core.common.errors import UserError
+from core.data import datasets
+from core.evaluation import sampling
+from core.runs import jobs
+from core.store import checkpoints
 from core.store.store import RunStore, default_home
 
 _log = logging.getLogger("convgan.app")
@@ -38,9 +44,7 @@ def store() -> RunStore:
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the model...")
 def _load_model(path: str, mtime: float):
-    from core.store.checkpoints import load_model
-
-    return load_model(path)
+    return checkpoints.load_model(path)
 
 
 def load_model(path: Path):
@@ -56,23 +60,17 @@ def load_model(path: Path):
 def load_dataset(spec: str, image_size: int | None = None):
     """A dataset (``core.data.datasets`` caches loaded datasets in-process, read-only, so no
     Streamlit cache here: a rerun gets the same arrays without a copy)."""
-    from core.data.datasets import load_dataset as load
-
     with st.spinner("Loading the dataset..."):
-        return load(spec, image_size=image_size)
+        return datasets.load_dataset(spec, image_size=image_size)
 
 
 @st.cache_data(ttl=60, max_entries=4, show_spinner=False)
 def list_datasets() -> list[Any]:
-    from core.data.datasets import list_datasets as datasets
-
-    return datasets()
+    return datasets.list_datasets()
 
 
 @st.cache_resource(show_spinner=False)
 def devices() -> list[dict[str, Any]]:
-    from core.common.devices import list_devices
-
     return list_devices()
 
 
@@ -143,8 +141,6 @@ def _served() -> bool:
 @st.cache_resource(show_spinner=False)
 def _queue_watcher(home: str):
     """Keep the job queue moving while this server lives (one Dispatcher per store)."""
-    from core.runs import jobs
-
     return jobs.watch(_store(home))
 
 
@@ -159,8 +155,6 @@ def _ensure_routed() -> None:
     """
     if st.session_state.get(ROUTED_KEY):
         return
-    from streamlit.runtime.pages_manager import PagesManager
-
     PagesManager.uses_pages_directory = False
     st.session_state[ROUTED_KEY] = True  # one re-run at most, whatever happens next
     st.rerun()
@@ -339,8 +333,6 @@ if __name__ == "__main__":  # a /ui link on a fresh server ran this helper modul
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the generator...")
 def _load_gan(path: str, mtime: float):
-    from core.evaluation import sampling
-
     return sampling.load_gan(path)
 
 

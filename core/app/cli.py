@@ -17,8 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import core  # selects the JAX backend before anything imports keras
-from core.app.cli_base import CONFIG_CLASSES, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_USAGE, log_to
+from core.app.cli_base import (
+    CONFIG_CLASSES,
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    emit_json,
+    log_to,
+)
+from core.common.devices import list_devices
 from core.common.errors import TrainingFailed, UserError
+from core.data.datasets import list_datasets
 
 
 class _Parser(argparse.ArgumentParser):
@@ -217,10 +227,15 @@ def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     log_to("stderr")
-    from core.app import commands  # deferred: --help and bad usage answer before Keras loads (~3 s)
-
     try:
-        status = commands.COMMANDS[args.command](args)
+        command = _COMMANDS_WITHOUT_KERAS.get(args.command)
+        if command is None:
+            from core.app import (
+                commands,  # deferred: --help, usage errors, datasets and devices skip Keras (~3 s)
+            )
+
+            command = commands.COMMANDS[args.command]
+        status = command(args)
         sys.stdout.flush()  # a reader that went away shows up here rather than at exit
         return status
     except UserError as err:
@@ -232,3 +247,40 @@ def _run(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+# ---- commands that answer without loading Keras ------------------------------------------------
+
+
+def cmd_datasets(args) -> int:
+    infos = list_datasets()
+    if args.json:
+        emit_json({"datasets": [_dataclass_dict(info) for info in infos]})
+        return EXIT_OK
+    for info in infos:
+        shape = "x".join(map(str, info.image_shape)) if info.image_shape else "?"
+        state = "available" if info.available else "missing"
+        print(f"{info.name:15} {state:10} {shape:9} {len(info.class_names or ()):3} classes  {info.description}")
+        if not info.available:
+            print(f"{'':15} how to get it: {info.how_to_get}")
+    print("custom: folder:PATH | zip:PATH | npz:PATH (one sub-folder per class, or flat for GANs)")
+    return EXIT_OK
+
+
+def _dataclass_dict(obj) -> dict[str, Any]:
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
+
+
+def cmd_devices(args) -> int:
+    devices = list_devices()
+    if args.json:
+        emit_json({"devices": devices})
+        return EXIT_OK
+    for device in devices:
+        name = device["platform"].upper() if device["kind"].lower() == device["platform"] else device["kind"]
+        memory = device.get("memory_bytes")
+        print(f"{device['platform']}:{device['id']}  {name}" + (f", {memory / 2**30:.1f} GiB memory" if memory else ""))
+    return EXIT_OK
+
+
+_COMMANDS_WITHOUT_KERAS = {"datasets": cmd_datasets, "devices": cmd_devices}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import subprocess
@@ -12,9 +11,7 @@ from typing import Any
 
 from core.app.cli_base import EXIT_FAILED, EXIT_OK, config_from_args, emit_json, log_to
 from core.app.export import export_run
-from core.common.devices import list_devices
 from core.common.errors import UserError
-from core.data.datasets import list_datasets
 from core.evaluation import sampling
 from core.runs import jobs, training
 from core.runs.evaluation import evaluate_run
@@ -28,25 +25,6 @@ def _store(args):
     store = RunStore(args.home)
     jobs.dispatch(store)  # a slot freed by a killed trainer goes to the next queued run now
     return store
-
-
-def cmd_datasets(args) -> int:
-    infos = list_datasets()
-    if args.json:
-        emit_json({"datasets": [_dataclass_dict(info) for info in infos]})
-        return EXIT_OK
-    for info in infos:
-        shape = "x".join(map(str, info.image_shape)) if info.image_shape else "?"
-        state = "available" if info.available else "missing"
-        print(f"{info.name:15} {state:10} {shape:9} {len(info.class_names or ()):3} classes  {info.description}")
-        if not info.available:
-            print(f"{'':15} how to get it: {info.how_to_get}")
-    print("custom: folder:PATH | zip:PATH | npz:PATH (one sub-folder per class, or flat for GANs)")
-    return EXIT_OK
-
-
-def _dataclass_dict(obj) -> dict[str, Any]:
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
 
 
 def cmd_train(args) -> int:
@@ -303,18 +281,6 @@ def cmd_logs(args) -> int:
     return EXIT_OK
 
 
-def cmd_devices(args) -> int:
-    devices = list_devices()
-    if args.json:
-        emit_json({"devices": devices})
-        return EXIT_OK
-    for device in devices:
-        name = device["platform"].upper() if device["kind"].lower() == device["platform"] else device["kind"]
-        memory = device.get("memory_bytes")
-        print(f"{device['platform']}:{device['id']}  {name}" + (f", {memory / 2**30:.1f} GiB memory" if memory else ""))
-    return EXIT_OK
-
-
 def cmd_tag(args) -> int:
     store = _store(args)
     run_id = store.resolve(args.run)
@@ -357,9 +323,9 @@ def cmd_worker(args) -> int:
 
 
 COMMANDS = {
-    "datasets": cmd_datasets, "train": cmd_train, "runs": cmd_runs, "show": cmd_show,
+    "train": cmd_train, "runs": cmd_runs, "show": cmd_show,
     "evaluate": cmd_evaluate, "classify": cmd_classify, "sample": cmd_sample, "restore": cmd_restore, "stop": cmd_stop,
     "resume": cmd_resume, "cancel": cmd_cancel, "delete": cmd_delete, "logs": cmd_logs,
-    "devices": cmd_devices, "bench": cmd_bench, "worker": cmd_worker, "tag": cmd_tag, "note": cmd_note,
+    "bench": cmd_bench, "worker": cmd_worker, "tag": cmd_tag, "note": cmd_note,
     "export": cmd_export,
 }

@@ -8,11 +8,13 @@ in one place whatever a widget or a URL asks for.
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import os
 import re
 import statistics
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -25,8 +27,22 @@ from core.app.share import Param
 from core.common import images
 from core.common.config import Config, config_for
 from core.common.errors import DatasetError, RunNotFound, UserError
+from core.data.datasets import load_dataset
+from core.data.loaders import folders, image_files
+from core.evaluation import novelty
+from core.evaluation.sampling import save_gif
+from core.runs import jobs
+from core.runs.training import epoch_target
 from core.store import checkpoints
-from core.store.store import ACTIVE_STATUSES, RunStore
+from core.store.compare import wall_seconds
+from core.store.store import ACTIVE_STATUSES, NOTE_MAX_LENGTH, InvalidAnnotation, RunStore
+from core.training.classifier import (
+    classify_images,
+    predict_proba,
+    prepare_images,
+    recommended_settings,
+    saliency,
+)
 
 # Sampling from a public demo is capped at this many images per request.
 DEMO_MAX_SAMPLES = 64
@@ -128,7 +144,6 @@ def require_writable(action: str) -> None:
 def launch(store: RunStore, config: Config) -> str:
     """Queue ``config`` as a background job (see ``core.runs.jobs.launch``); returns the run id."""
     require_writable("launching training")
-    from core.runs import jobs
 
     return jobs.launch(config, store)
 
@@ -136,7 +151,6 @@ def launch(store: RunStore, config: Config) -> str:
 def starter_configs() -> list[Config]:
     """The first-run starter models: a ConvNet, a DCGAN and a cGAN on the embedded digits
     (classifiers start from the settings measured for the data, as the Train page does)."""
-    from core.training.classifier import recommended_settings
 
     configs = []
     for model, overrides in STARTER_MODELS:
@@ -154,7 +168,6 @@ def launch_starters(store: RunStore) -> list[str]:
 def stop(store: RunStore, run_id: str) -> dict[str, Any]:
     """Ask a running run to stop after its current step (does not wait)."""
     require_writable("stopping runs")
-    from core.runs import jobs
 
     return jobs.stop(store, run_id, wait=False)
 
@@ -162,7 +175,6 @@ def stop(store: RunStore, run_id: str) -> dict[str, Any]:
 def cancel(store: RunStore, run_id: str) -> dict[str, Any]:
     """Take a queued run off the queue."""
     require_writable("cancelling runs")
-    from core.runs import jobs
 
     return jobs.cancel(store, run_id)
 
@@ -170,7 +182,6 @@ def cancel(store: RunStore, run_id: str) -> dict[str, Any]:
 def resume(store: RunStore, run_id: str, epochs: int | None = None) -> dict[str, Any]:
     """Continue a run in the background from its last checkpoint (see ``core.runs.jobs.resume``)."""
     require_writable("resuming runs")
-    from core.runs import jobs
 
     return jobs.resume(store, run_id, epochs=epochs, background=True)
 
@@ -185,7 +196,6 @@ def save_annotations(store: RunStore, run_id: str, tags: Sequence[str], note: st
         ReadOnlyError: demo mode.
         InvalidAnnotation: a tag or the note is not accepted; the run is unchanged.
     """
-    from core.store.store import NOTE_MAX_LENGTH, InvalidAnnotation
 
     require_writable("editing tags and notes")
     if len(note.strip()) > NOTE_MAX_LENGTH:
@@ -217,7 +227,6 @@ def save_upload(store: RunStore, filename: str, data: bytes, name: str | None = 
         UserError: wrong suffix, bad name, or a file ``core.data.datasets`` cannot use (nothing is kept then).
     """
     require_writable("uploading datasets")
-    from core.data.datasets import load_dataset
 
     suffix = Path(filename).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
@@ -347,8 +356,6 @@ def run_rows(
     epochs (``training``, from ``core.store.compare.training_seconds``; None when not given) and
     ``wall_s`` from creation to end (``core.store.compare.wall_seconds``).
     """
-    from core.runs.training import epoch_target
-    from core.store.compare import wall_seconds
 
     training = training or {}
     rows = []
@@ -530,7 +537,6 @@ def zip_image_entries(data: bytes, limit: int = 500) -> list[tuple[str, bytes]]:
     Raises:
         UserError: not a zip, or no images in it.
     """
-    from core.data.loaders import folders
 
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -557,7 +563,6 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     Raises:
         UserError: not an image Pillow can read, or too many pixels.
     """
-    from core.data.loaders import image_files
 
     # The same decoder as datasets and the CLI: pixel-count limit before decoding, alpha
     # composited on white, 16-bit scaled, so the page and `classify` see the same pixels.
@@ -727,7 +732,6 @@ def filter_runs(
 
 def predict_labels(model, images_uint8: np.ndarray) -> np.ndarray:
     """A classifier's predicted class for each image (the models rescale raw pixels themselves)."""
-    from core.training.classifier import predict_proba
 
     return np.asarray(predict_proba(model, images_uint8)).argmax(axis=-1).astype(np.int64)
 
@@ -768,9 +772,6 @@ def mixed_references(runs: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
 def gif_bytes(frames: np.ndarray, fps: float = 8.0) -> bytes:
     """An animated GIF (looping there and back) of uint8 frames ``(T, H, W, C)``, upscaled so the
     images are at least 128 pixels on a side (written by ``core.evaluation.sampling.save_gif``)."""
-    import tempfile
-
-    from core.evaluation.sampling import save_gif
 
     frames = np.asarray(frames)
     there_and_back = np.concatenate([frames, frames[-2:0:-1]]) if len(frames) > 2 else frames
@@ -790,7 +791,6 @@ def classify(model, image: np.ndarray, class_names: Sequence[str], top_k: int, c
         ``{"prepared": uint8 (H, W, C) as the model sees it, "top": [...], "notes": [...]}``, and
         with ``check`` the fields of ``core.evaluation.novelty.assess`` (``unusual``, ``ood_score``, ...).
     """
-    from core.training.classifier import classify_images, prepare_images
 
     input_shape = tuple(model.input_shape[1:])
     prepared, notes = prepare_images(np.asarray(image)[None], input_shape)
@@ -798,7 +798,6 @@ def classify(model, image: np.ndarray, class_names: Sequence[str], top_k: int, c
     seen = np.clip(np.rint(np.asarray(prepared[0], dtype=np.float32)), 0, 255).astype(np.uint8)
     found = {"prepared": seen, "top": result["top"], "notes": list(notes)}
     if check is not None:
-        from core.evaluation import novelty
 
         found.update(novelty.assess(model, check, [image], prepared)[0])
     return found
@@ -828,7 +827,6 @@ def classify_zip(model, data: bytes, class_names: Sequence[str], top_k: int = 3)
 
 def rows_csv(rows: Sequence[dict[str, Any]]) -> bytes:
     """Table rows as CSV bytes (columns of the first row)."""
-    import csv
 
     buffer = io.StringIO()
     if rows:
@@ -854,7 +852,6 @@ def saliency_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.55) -
 
 def saliency_map(model, prepared: np.ndarray, class_index: int, method: str) -> np.ndarray:
     """``core.training.classifier.saliency`` for one prepared image."""
-    from core.training.classifier import saliency
 
     return np.asarray(saliency(model, prepared, class_index, method))
 

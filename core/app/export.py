@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import onnxruntime
 
 from core.common.errors import ModelFileError, UserError
 from core.models.fast import stock_model
@@ -125,7 +126,6 @@ def _write_keras(stock, path: Path, inputs: list[np.ndarray]) -> np.ndarray:
 
 def _write_onnx(stock, path: Path, inputs: list[np.ndarray]) -> np.ndarray:
     """Convert ``stock`` to ONNX at ``path``; the outputs of the file under onnxruntime on ``inputs``."""
-    import onnxruntime  # deferred: only ONNX exports need it (~0.3 s to import)
 
     traceable = _onnx_traceable(stock)
     _outputs(traceable, inputs)  # Keras' exporter needs a model that has been called once

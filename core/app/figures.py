@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.store.compare import X_TITLES, run_colors
 
 _MARGIN = {"l": 10, "r": 10, "t": 90, "b": 10}
 # Legends sit above the plot area, under the title, so they never cover an axis title.
@@ -184,9 +187,6 @@ def compare_runs(
         colors: ``{run_id: colour}``; ``core.store.compare.run_colors`` when None.
         height: pixels (default: 320 per row of two subplots).
     """
-    from plotly.subplots import make_subplots
-
-    from core.store.compare import X_TITLES, run_colors
 
     colors = colors or run_colors(tables)
     names = list(names) or ["(no metric)"]

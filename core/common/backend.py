@@ -106,7 +106,7 @@ def split_cpu_into_devices() -> None:
         return
     count = cpu_device_count()
     if count > 1:
-        import jax
+        import jax  # here, not at the top: core imports this module before it sets JAX's flags
 
         # A JAX setting, not XLA_FLAGS: processes this one starts decide for themselves. If JAX
         # has already started (a notebook used it before `import core`), it keeps one device.
@@ -125,7 +125,7 @@ def run_cpu_programs_inline() -> None:
     the step faults none. Nothing waits longer: a training step's results are read at every
     step (``core.training.callbacks.WaitForEachStep``). Must run before JAX starts its CPU backend.
     """
-    import jax
+    import jax  # here, not at the top: core imports this module before it sets JAX's flags
 
     jax.config.update("jax_cpu_enable_async_dispatch", False)
 
@@ -163,7 +163,7 @@ def enable_compilation_cache(cache_dir: str) -> None:
 
     The second run of the same model then skips most XLA compilation.
     """
-    import jax
+    import jax  # here, not at the top: core imports this module before it sets JAX's flags
 
     os.makedirs(cache_dir, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", cache_dir)
@@ -197,7 +197,7 @@ def initialize_multihost() -> bool:
         ) from err
     if not 0 <= process_id < num_processes:
         raise BackendError(f"process id {process_id} is not in 0..{num_processes - 1}")
-    import jax
+    import jax  # here, not at the top: core imports this module before it sets JAX's flags
 
     # CPU devices of several processes talk through gloo (collectives over TCP); GPUs use NCCL.
     # This must precede any call that starts the XLA backend, jax.devices() included.

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+
 
 def list_devices() -> list[dict[str, Any]]:
     """JAX's local devices: id, platform (cpu/gpu/tpu), kind and memory in bytes when known."""
-    import jax
 
     devices = []
     for device in jax.local_devices():
@@ -25,6 +26,5 @@ def list_devices() -> list[dict[str, Any]]:
 
 
 def has_gpu() -> bool:
-    import jax
 
     return any(device.platform == "gpu" for device in jax.local_devices())

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -67,7 +68,6 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
 
 def to_pil(image: np.ndarray):
     """Return a Pillow image of a uint8 (H, W, C) or (H, W) array."""
-    from PIL import Image
 
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] == 1:
@@ -104,7 +104,6 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
 
 def load_png(path: str | Path) -> np.ndarray:
     """Read a PNG written by :func:`save_png` back as a uint8 (H, W, C) array."""
-    from PIL import Image
 
     with Image.open(path) as image:
         array = np.asarray(image)

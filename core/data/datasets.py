@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -389,7 +390,6 @@ def _digits_location() -> Location | None:
     if path is not None:
         return Location(path, file_fingerprint([path]))
     # No bundled file found: fall back on scikit-learn's API if it is importable at all.
-    import importlib.util
 
     return Location(Path("sklearn"), ("sklearn",)) if importlib.util.find_spec("sklearn") else None
 

@@ -23,6 +23,8 @@ import numpy as np
 import scipy.ndimage
 import scipy.sparse
 import scipy.sparse.linalg
+from PIL import Image
+from skimage.metrics import structural_similarity
 
 from core.common.config import MASKS, SCALES
 from core.common.errors import ConfigError, UserError
@@ -205,7 +207,6 @@ def model_inputs(degraded: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
 
 def bicubic_upsample(images: np.ndarray, scale: int) -> np.ndarray:
     """Bicubic upsampling by ``scale`` (Pillow's, a = -0.5), uint8 in and out."""
-    from PIL import Image
 
     images = np.asarray(images)
     count, height, width, channels = images.shape
@@ -377,7 +378,6 @@ def hole_psnr(clean: np.ndarray, restored: np.ndarray, masks: np.ndarray) -> flo
 
 def ssim(clean: np.ndarray, restored: np.ndarray) -> float:
     """Mean over images of scikit-image's SSIM with its defaults (7x7 uniform window), data range 255."""
-    from skimage.metrics import structural_similarity
 
     clean, restored = np.asarray(clean), np.asarray(restored)
     if clean.shape != restored.shape:

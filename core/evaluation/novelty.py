@@ -28,6 +28,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from sklearn.covariance import LedoitWolf
 
 from core.common.errors import UserError
 from core.common.images import atomic_write_bytes
@@ -118,7 +119,6 @@ def fit(model, data, *, seed: int = 0) -> Novelty:
     Raises:
         UserError: unlabelled data.
     """
-    from sklearn.covariance import LedoitWolf
 
 
     if data.y_train is None:

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from core.common.errors import ModelFileError, UserError
+from core.data.datasets import read_image
 from core.evaluation import novelty
 from core.store.checkpoints import load_run_model
 from core.store.store import RunStore
+from core.training.classifier import classify_images, prepare_images
 
 
 def class_names_of(run: dict[str, Any], num_classes: int) -> list[str]:
@@ -41,8 +43,6 @@ def classify_files(store: RunStore, run_id: str, paths: Sequence[str | Path], *,
     Raises:
         UserError: not a classifier run, unreadable image, bad top_k.
     """
-    from core.data.datasets import read_image
-    from core.training.classifier import classify_images, prepare_images
 
     run = store.get_run(run_id)
     if run["family"] != "classifier":

@@ -18,8 +18,11 @@ from core.common import images
 from core.common.config import config_from_dict
 from core.common.errors import ModelFileError, UserError
 from core.data import degradations
+from core.data.datasets import read_image
+from core.evaluation import gan_prior, sampling
 from core.store import checkpoints
 from core.store.store import RunStore
+from core.training.restoration import restore_batch
 
 MAX_INPUT_PIXELS = 1024 * 1024  # an input over this many pixels is refused
 
@@ -45,7 +48,6 @@ def restore_file(store: RunStore, run_id: str, input_path: str | Path, out: str 
         UserError: a classifier run, a missing/wrong-sized/empty mask, an image over
             ``MAX_INPUT_PIXELS`` or not of the model's size where that is needed.
     """
-    from core.data.datasets import read_image
 
     run = store.get_run(run_id)
     family = run["family"]
@@ -61,7 +63,6 @@ def restore_file(store: RunStore, run_id: str, input_path: str | Path, out: str 
                         f"{MAX_INPUT_PIXELS:,}: crop or shrink it first")
     result: dict[str, Any] = {"run_id": run_id, "input_size": [width, height]}
     if family == "gan":
-        from core.evaluation import gan_prior, sampling
 
         model = sampling.load_gan(checkpoints.checkpoint_path(store, run_id, epoch))
         image = to_channels(image, model.image_shape[-1])
@@ -70,7 +71,6 @@ def restore_file(store: RunStore, run_id: str, input_path: str | Path, out: str 
         restored, info = gan_prior.latent_inpaint(model, image, holes, seed=seed)
         result.update(task="inpaint", method="gan-prior", tiles=1, hole_pixels=int(holes.sum()), **info)
     else:
-        from core.training.restoration import restore_batch
 
         config = config_from_dict(run["config"])
         model = checkpoints.load_run_model(store, run_id, epoch)
@@ -102,7 +102,6 @@ def read_mask(mask: str | None, height: int, width: int) -> np.ndarray:
     Raises:
         UserError: no mask, a mask of another size, with no hole, or all hole.
     """
-    from core.data.datasets import read_image
 
     if mask is None:
         raise UserError("inpainting needs a mask: --mask MASK.png (white = hole, the input's size) or --mask center")

@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import keras
+
+import core.models  # noqa: F401 - registers our layers and models for deserialisation
 from core.common.errors import ModelFileError
+from core.models.gan_base import GAN
+from core.models.pix2pix import Pix2Pix
 from core.store.store import RunStore
 
 _EPOCH_FILE = re.compile(r"epoch_(\d+)\.keras$")
@@ -54,9 +59,6 @@ def load_model(path: str | Path, family: str | None = None):
     Raises:
         ModelFileError: missing, unreadable, or unsafe file, or a model of the wrong family.
     """
-    import keras
-
-    import core.models  # noqa: F401 - registers our layers and models for deserialisation
 
     path = Path(path)
     if not path.is_file():
@@ -88,8 +90,6 @@ def load_run_model(store: RunStore, run_id: str, epoch: int | None = None):
 def model_family(model) -> str | None:
     """``gan`` for our GAN models, ``classifier`` for a one-input image-to-classes model,
     ``restoration`` for an image-to-image one, else None."""
-    from core.models.gan_base import GAN
-    from core.models.pix2pix import Pix2Pix
 
     if isinstance(model, GAN):
         return "gan"

@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from tqdm import tqdm
 
 from core.common.images import atomic_write_bytes
 from core.store.store import RunStore
@@ -260,7 +261,6 @@ class ProgressBar(keras.callbacks.Callback):
     """A tqdm progress bar with ETA over all steps of a run, on stderr (the CLI's ``train``)."""
 
     def on_train_begin(self, logs=None):
-        from tqdm import tqdm
 
         self.steps = self.params.get("steps") or 0
         self.epochs = self.params.get("epochs") or 0

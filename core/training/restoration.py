@@ -24,8 +24,13 @@ from core.common.errors import ConfigError
 from core.common.parallel import single_device
 from core.data import degradations
 from core.data.batches import ShuffledBatches
+from core.data.datasets import dataset_info
+from core.evaluation import gan_metrics
 from core.models.restorers import build_restorer, degradation_of
+from core.store import checkpoints
+from core.store.store import RunStore
 from core.training import validation
+from core.training.classifier import predict_proba
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,6 @@ def fit_restoration(config: RestorationConfig, data, ctx) -> dict[str, Any]:
     train_images = data.x_train[: config.train_images] if config.train_images else data.x_train
     batches = PairBatches(train_images, degradation, config.batch_size, seed=config.seed, epoch=ctx.initial_epoch)
     if ctx.resume_checkpoint is not None:
-        from core.store import checkpoints
 
         model = checkpoints.load_model(ctx.resume_checkpoint)
         if model.name != config.model:
@@ -228,7 +232,6 @@ def evaluate_restoration(model: keras.Model, data, config: RestorationConfig, *,
 
 def find_classifier_run(store, dataset: str, image_size: int | None) -> dict[str, Any] | None:
     """The completed classifier run of ``dataset`` (at ``image_size``) with the best test accuracy."""
-    from core.data.datasets import dataset_info
 
     names = {dataset, dataset_info(dataset).name}
     runs = [
@@ -244,9 +247,6 @@ def _classifier_metrics(evaluator: EpochRestorationMetrics, data, config, store,
     if data.y_test is None:
         return {}
     try:
-        from core.evaluation import gan_metrics
-        from core.store.store import RunStore
-        from core.training.classifier import predict_proba
 
         store = store if store is not None else RunStore()
         run = find_classifier_run(store, config.dataset, config.image_size)
