@@ -1,5 +1,5 @@
-"""The core's structure: no import cycle, GAN metrics apart from training, each validation rule
-in one place, one batch iterator for every family."""
+"""The core's structure: layers that import only downward, no import cycle, few deferred imports,
+GAN metrics apart from training, each validation rule in one place, one batch iterator for every family."""
 
 import ast
 import dataclasses
@@ -15,20 +15,45 @@ from core.data import batches
 from core.data.datasets import load_dataset
 from core.training import classifier, gan, validation
 
-CORE = Path(__file__).resolve().parents[1] / "core"
-# Modules restructured to import at the top only (no imports inside functions).
-TOP_LEVEL_IMPORTS_ONLY = ("batches", "classifier", "evaluation", "gan", "gan_metrics", "jobs", "parallel",
-                          "sampling", "training", "validation")
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "core"
+# The layers, bottom to top: a module imports only from its own layer and the layers below it.
+# ``core`` itself (its ``__init__`` selects the backend) counts as the bottom layer.
+LAYERS = (
+    ("core", "core.common"),  # errors, configs, backend, devices, image files, parallelism
+    ("core.data",),  # the data set catalogue, loaders, batches, degradations
+    ("core.models",),  # Keras models, one family per file
+    ("core.store",),  # runs on disk: the store, checkpoints, comparisons
+    ("core.evaluation",),  # GAN metrics, sampling, GAN prior, novelty
+    ("core.training",),  # family trainers, callbacks, validation
+    ("core.runs",),  # training a run end to end, the job queue, evaluating and applying a run's model
+    ("core.app", "core.__main__"),  # dashboard logic, figures, sharing, export, the CLI
+    ("bench", "pages", "app"),  # outside the library: the benchmark and the Streamlit pages
+)
+MAX_DEFERRED_IMPORTS = 10
+
+
+def _project_modules() -> dict[str, Path]:
+    paths = [*CORE.rglob("*.py"), *(ROOT / "bench").glob("*.py"), *(ROOT / "pages").glob("*.py"), ROOT / "app.py"]
+    return {_module_name(path): path for path in paths}
 
 
 def _module_name(path: Path) -> str:
-    parts = path.relative_to(CORE.parent).with_suffix("").parts
+    parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> int:
+    for index, prefixes in enumerate(LAYERS):
+        # "core" is the package's __init__ alone: a module directly in core/ belongs to no layer.
+        if any(module == prefix or (prefix != "core" and module.startswith(prefix + ".")) for prefix in prefixes):
+            return index
+    raise AssertionError(f"{module} is in no layer of LAYERS")
 
 
 def _import_graph() -> dict[str, set[str]]:
     """Project module -> project modules it imports, at the top or inside functions alike."""
-    paths = {_module_name(path): path for path in CORE.rglob("*.py")}
+    paths = _project_modules()
 
     def resolve(name: str) -> str | None:
         while name and name not in paths:
@@ -62,7 +87,7 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
     return seen
 
 
-def test_no_import_cycle_among_core_modules():
+def test_no_import_cycle_among_the_project_modules():
     graph = _import_graph()
     # A package importing its own sub-modules (``__init__`` re-exports) is not a cycle.
     cycles = sorted(
@@ -75,21 +100,44 @@ def test_no_import_cycle_among_core_modules():
     assert cycles == []
 
 
+def test_each_layer_imports_only_from_itself_and_the_layers_below():
+    upward = sorted(
+        f"{module} (layer {_layer(module)}) imports {target} (layer {_layer(target)})"
+        for module, targets in _import_graph().items()
+        for target in targets
+        if _layer(target) > _layer(module)
+    )
+    assert upward == []
+
+
+def test_the_library_never_imports_the_benchmark():
+    graph = _import_graph()
+    assert not any(target.startswith("bench") for module in graph if module.startswith("core")
+                   for target in graph[module])
+
+
 def test_gan_metrics_never_reach_the_training_code():
     assert "core.runs.training" not in _reachable(_import_graph(), "core.evaluation.gan_metrics")
 
 
-@pytest.mark.parametrize("name", TOP_LEVEL_IMPORTS_ONLY)
-def test_restructured_modules_import_at_the_top(name):
-    tree = ast.parse((CORE / f"{name}.py").read_text())
-    inside = [
-        f"line {node.lineno}"
-        for function in ast.walk(tree)
-        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
-        for node in ast.walk(function)
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-    ]
-    assert inside == [], f"core/{name}.py imports inside functions"
+def test_few_deferred_imports_each_with_its_reason():
+    """An import inside a function only defers a heavy or optional module, and says why on its line."""
+    deferred, unexplained = [], []
+    for module, path in _project_modules().items():
+        lines = path.read_text().splitlines()
+        tree = ast.parse("\n".join(lines))
+        for function in ast.walk(tree):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    where = f"{module}:{node.lineno}"
+                    deferred.append(where)
+                    _, _, comment = lines[node.end_lineno - 1].partition("  # ")
+                    if not comment or comment.startswith("noqa"):
+                        unexplained.append(where)
+    assert len(set(deferred)) <= MAX_DEFERRED_IMPORTS, sorted(set(deferred))
+    assert unexplained == []
 
 
 # ---- validation rules ----------------------------------------------------------------------------

@@ -228,11 +228,9 @@ def _run(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     log_to("stderr")
     try:
-        command = _COMMANDS_WITHOUT_KERAS.get(args.command)
+        command = _COMMANDS_WITHOUT_KERAS.get(args.command)  # datasets, devices
         if command is None:
-            from core.app import (
-                commands,  # deferred: --help, usage errors, datasets and devices skip Keras (~3 s)
-            )
+            from core.app import commands  # deferred: the commands above answer without Keras (~3 s)
 
             command = commands.COMMANDS[args.command]
         status = command(args)
