@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 
-from core.app import dashboard, figures
+from core.app import classify_view, datasets_view, figures, runs_view
 from core.common import images
 from core.evaluation import novelty
 from core.store.checkpoints import load_run_model
@@ -79,7 +79,7 @@ for note in data.notes:
     print("note:", note)
 
 # %%
-show(dashboard.grid_image(data.x_train[:grid_images]), f"the first {grid_images} training images")
+show(datasets_view.grid_image(data.x_train[:grid_images]), f"the first {grid_images} training images")
 print("labels:", " ".join(data.class_names[label] for label in data.y_train[:grid_images]))
 
 # %%
@@ -88,10 +88,10 @@ figures.class_distribution(counts, data.class_names)
 
 # %%
 show(
-    dashboard.grid_image(dashboard.mean_images(stats.class_mean_images), ncols=data.num_classes),
+    datasets_view.grid_image(datasets_view.mean_images(stats.class_mean_images), ncols=data.num_classes),
     "mean image of each class: " + ", ".join(data.class_names),
 )
-figures.pixel_histogram(dashboard.histogram_fractions(stats.pixel_histogram))
+figures.pixel_histogram(datasets_view.histogram_fractions(stats.pixel_histogram))
 
 # %% [markdown]
 # ## Train a ConvNet
@@ -110,7 +110,7 @@ run = train(config, store=store)
 run_id = run["run_id"]
 if run["status"] != "completed":
     raise RuntimeError(f"run {run_id} ended {run['status']}: {run['error']}")
-print(f"run {run_id}: {run['status']} in {dashboard.format_seconds(dashboard.duration_seconds(run))}"
+print(f"run {run_id}: {run['status']} in {runs_view.format_seconds(runs_view.duration_seconds(run))}"
       f" on {run['device']}")
 print(f"test accuracy {run['metrics']['test_accuracy']:.1%}, {run['metrics']['num_params']:,} parameters")
 
@@ -122,12 +122,12 @@ print(f"test accuracy {run['metrics']['test_accuracy']:.1%}, {run['metrics']['nu
 
 # %%
 steps = store.metric_table(run_id, "step")
-losses, others = dashboard.loss_and_accuracy(dashboard.metric_names(steps))
+losses, others = runs_view.loss_and_accuracy(runs_view.metric_names(steps))
 figures.curves(steps, losses + others, x="step", smoothing=0.6, title="training, per step (smoothed)")
 
 # %%
 per_epoch = store.metric_table(run_id, "epoch")
-losses, others = dashboard.loss_and_accuracy(dashboard.metric_names(per_epoch))
+losses, others = runs_view.loss_and_accuracy(runs_view.metric_names(per_epoch))
 display(figures.curves(per_epoch, losses, x="epoch", title="loss"))
 figures.curves(per_epoch, others, x="epoch", title="accuracy")
 
@@ -140,7 +140,7 @@ figures.curves(per_epoch, others, x="epoch", title="accuracy")
 matrix = run["metrics"]["confusion_matrix"]
 class_names = list(data.class_names)
 display(figures.confusion_matrix(matrix, class_names))
-figures.per_class_accuracy(dashboard.per_class_accuracy(matrix), class_names)
+figures.per_class_accuracy(runs_view.per_class_accuracy(matrix), class_names)
 
 # %% [markdown]
 # ## What it gets wrong
@@ -150,14 +150,14 @@ figures.per_class_accuracy(dashboard.per_class_accuracy(matrix), class_names)
 
 # %%
 classifier = load_run_model(store, run_id)
-predictions = dashboard.predict_labels(classifier, data.x_test)
-cells = dashboard.confusion_cells(matrix, class_names)
+predictions = runs_view.predict_labels(classifier, data.x_test)
+cells = runs_view.confusion_cells(matrix, class_names)
 pd.DataFrame(cells[:10], columns=["label", "count"])
 
 # %%
 for cell in cells[:3]:
-    wrong = dashboard.misclassified(data.y_test, predictions, cell["true"], cell["predicted"])
-    show(dashboard.grid_image(data.x_test[wrong[:32]], min_side=96), cell["label"])
+    wrong = runs_view.misclassified(data.y_test, predictions, cell["true"], cell["predicted"])
+    show(datasets_view.grid_image(data.x_test[wrong[:32]], min_side=96), cell["label"])
 
 # %%
 wrong = np.flatnonzero(predictions != data.y_test)
@@ -165,7 +165,7 @@ print(f"{len(wrong)} of {len(data.y_test)} test images misclassified")
 if len(wrong):
     first = int(wrong[0])
     result = classify_images(classifier, data.x_test[first : first + 1], class_names, top_k=3)[0]
-    show(dashboard.enlarge(data.x_test[first]), f"test image {first}, true class {class_names[data.y_test[first]]}")
+    show(datasets_view.enlarge(data.x_test[first]), f"test image {first}, true class {class_names[data.y_test[first]]}")
     display(figures.top_k(result["top"]))
 
 # %% [markdown]
@@ -178,12 +178,12 @@ if len(wrong):
 # %%
 picked = np.concatenate([wrong[:4], np.flatnonzero(predictions == data.y_test)[: 8 - min(4, len(wrong))]])
 overlays = [
-    dashboard.saliency_overlay(data.x_test[i], saliency(classifier, data.x_test[i], int(predictions[i]), saliency_method))
+    classify_view.saliency_overlay(data.x_test[i], saliency(classifier, data.x_test[i], int(predictions[i]), saliency_method))
     for i in picked
 ]
 originals = [np.repeat(data.x_test[i], 3 // data.image_shape[-1], axis=-1) for i in picked]  # as RGB
 show(
-    dashboard.grid_image(np.stack(originals + overlays), ncols=len(picked), min_side=192),
+    datasets_view.grid_image(np.stack(originals + overlays), ncols=len(picked), min_side=192),
     "true -> predicted: " + ", ".join(f"{class_names[data.y_test[i]]} -> {class_names[predictions[i]]}" for i in picked),
 )
 
@@ -220,7 +220,7 @@ candidates = {
     "random noise": rng.integers(0, 256, (64, 64, data.image_shape[-1]), dtype=np.uint8),
 }
 for name, image in candidates.items():
-    result = dashboard.classify(classifier, image, class_names, 1, check)
+    result = classify_view.classify(classifier, image, class_names, 1, check)
     verdict = f"unusual: {result['unusual_reason']}" if result["unusual"] else "like the training images"
     print(f"{name}: {result['top'][0]['class_name']}, {verdict}")
 

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 
-from core.app import dashboard, figures
+from core.app import datasets_view, figures, runs_view, sample_view
 from core.common import images
 from core.evaluation import sampling
 from core.runs import training
@@ -67,7 +67,7 @@ def show_gif(frames, caption=None):
     """Display uint8 frames (T, H, W, C) as an animated GIF (there and back)."""
     if caption:
         print(caption)
-    display(Image(data=dashboard.gif_bytes(frames), format="gif"))
+    display(Image(data=sample_view.gif_bytes(frames), format="gif"))
 
 
 class WatchSamples(keras.callbacks.Callback):
@@ -86,10 +86,10 @@ class WatchSamples(keras.callbacks.Callback):
         self.show_latest()
 
     def show_latest(self):
-        latest = dashboard.latest_sample(self.run_dir)  # (epoch, samples/epoch_NNN.png) or None
+        latest = runs_view.latest_sample(self.run_dir)  # (epoch, samples/epoch_NNN.png) or None
         if latest is None:
             return
-        picture = Image(data=images.png_bytes(dashboard.enlarge(images.load_png(latest[1]), 160)))
+        picture = Image(data=images.png_bytes(datasets_view.enlarge(images.load_png(latest[1]), 160)))
         if self.handle is None:
             self.handle = display(picture, display_id=True)
         else:
@@ -120,7 +120,7 @@ for model in ("dcgan", "cgan"):
     if run["status"] != "completed":
         raise RuntimeError(f"run {run['run_id']} ended {run['status']}: {run['error']}")
     runs[model] = run
-    print(f"run {run['run_id']}: {run['status']} in {dashboard.format_seconds(dashboard.duration_seconds(run))}")
+    print(f"run {run['run_id']}: {run['status']} in {runs_view.format_seconds(runs_view.duration_seconds(run))}")
 
 # %% [markdown]
 # ## The sample grids, epoch by epoch
@@ -132,10 +132,10 @@ for model in ("dcgan", "cgan"):
 
 # %%
 for model, run in runs.items():
-    grids = dashboard.sample_epochs(store.run_dir(run["run_id"]))
+    grids = runs_view.sample_epochs(store.run_dir(run["run_id"]))
     frames = np.stack([images.load_png(path) for path in grids.values()])
     show(
-        dashboard.grid_image(frames, ncols=len(frames), min_side=160),
+        datasets_view.grid_image(frames, ncols=len(frames), min_side=160),
         f"{model}: sample grids after epochs {', '.join(map(str, grids))}",
     )
     show_gif(frames, f"{model}: the same as a time-lapse")
@@ -159,9 +159,9 @@ again = sampling.sample(dcgan, n=n_samples, seed=seed)
 alone = sampling.sample(dcgan, n=1, seed=seed)
 print("same seed, same pixels:", np.array_equal(batch, again))
 print("first image alone equals the first of the batch:", np.array_equal(alone[0], batch[0]))
-show(dashboard.grid_image(batch, min_side=256), f"dcgan, seed {seed}")
+show(datasets_view.grid_image(batch, min_side=256), f"dcgan, seed {seed}")
 show(
-    dashboard.grid_image(sampling.sample(dcgan, n=n_samples, seed=seed, truncation=0.7), min_side=256),
+    datasets_view.grid_image(sampling.sample(dcgan, n=n_samples, seed=seed, truncation=0.7), min_side=256),
     f"dcgan, seed {seed}, truncation 0.7 (more typical, less varied)",
 )
 
@@ -172,7 +172,7 @@ by_class = np.concatenate(
     [sampling.sample(cgan, n=per_class, seed=seed, label=label) for label in range(cgan.num_classes)]
 )
 show(
-    dashboard.grid_image(by_class, ncols=per_class, min_side=256),
+    datasets_view.grid_image(by_class, ncols=per_class, min_side=256),
     "cgan, one row per class: " + ", ".join(data.class_names),
 )
 
@@ -184,11 +184,11 @@ show(
 
 # %%
 frames = sampling.interpolate(dcgan, seed, seed + 1, steps=interpolation_steps)
-show(dashboard.grid_image(frames, ncols=len(frames), min_side=96), f"dcgan: seed {seed} -> seed {seed + 1}")
+show(datasets_view.grid_image(frames, ncols=len(frames), min_side=96), f"dcgan: seed {seed} -> seed {seed + 1}")
 show_gif(frames)
 walk = sampling.latent_walk(cgan, seed, steps=interpolation_steps, label=int(data.y_train[0]))
 show(
-    dashboard.grid_image(walk, ncols=len(walk), min_side=96),
+    datasets_view.grid_image(walk, ncols=len(walk), min_side=96),
     f"cgan: a latent walk from seed {seed}, class {data.class_names[data.y_train[0]]}",
 )
 
@@ -206,8 +206,8 @@ show(
 
 # %%
 scores = {run["run_id"]: run["metrics"] for run in runs.values()}
-columns = ["run", "model", *dashboard.GAN_SCORES, "scored by"]
-display(pd.DataFrame(dashboard.run_rows(runs.values()), columns=columns))
+columns = ["run", "model", *runs_view.GAN_SCORES, "scored by"]
+display(pd.DataFrame(runs_view.run_rows(runs.values()), columns=columns))
 for model, run in runs.items():
     metrics = run["metrics"]
     print(f"{model}: fid_cls {metrics['fid_cls']:.3f} with EMA, {metrics['fid_cls_no_ema']:.3f} without")

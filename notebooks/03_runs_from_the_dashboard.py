@@ -39,7 +39,7 @@ import core  # first: selects Keras' JAX backend, whatever KERAS_BACKEND or ~/.k
 import pandas as pd
 from IPython.display import Image, display
 
-from core.app import dashboard, figures, share
+from core.app import datasets_view, figures, runs_view, share
 from core.common import images
 from core.runs import jobs
 from core.evaluation import sampling
@@ -63,22 +63,22 @@ def show(picture, caption=None):
 # %% [markdown]
 # ## Every run in the store
 #
-# The same table as the dashboard's Runs page (`core.app.dashboard.run_rows`). `jobs.reconcile`
+# The same table as the dashboard's Runs page (`core.app.runs_view.run_rows`). `jobs.reconcile`
 # first marks runs whose background trainer died as `interrupted`, as the dashboard does.
 
 # %%
 jobs.reconcile(store)
-pd.DataFrame(dashboard.run_rows(store.list_runs()))
+pd.DataFrame(runs_view.run_rows(store.list_runs()))
 
 # %% [markdown]
 # Runs the dashboard launched may still be queued or training. Their progress and their
 # trainer's log (`train.log`) are in the store; re-run this cell to follow them.
 
 # %%
-active = dashboard.active_runs(store)
+active = runs_view.active_runs(store)
 for position, run in enumerate(active, start=1):
-    print(run["run_id"], "-", dashboard.progress_line(run, position if run["status"] == "queued" else None)[1])
-    print(dashboard.log_tail(jobs.read_log(store, run["run_id"]), lines=5))
+    print(run["run_id"], "-", runs_view.progress_line(run, position if run["status"] == "queued" else None)[1])
+    print(runs_view.log_tail(jobs.read_log(store, run["run_id"]), lines=5))
 if not active:
     print("nothing training right now")
 
@@ -87,7 +87,7 @@ if not active:
 # (what the dashboard's starter button would train).
 
 # %%
-if not dashboard.runs_with_checkpoints(store, "gan"):
+if not runs_view.runs_with_checkpoints(store, "gan"):
     print("no GAN run with a checkpoint yet: training a small DCGAN")
     fallback = train(config_for("dcgan", dataset="digits", epochs=fallback_epochs, seed=seed), store=store)
     print(fallback["run_id"], fallback["status"], fallback["error"] or "")
@@ -116,21 +116,21 @@ for family, metric, score in (("classifier", "val_accuracy", "test_accuracy"), (
 # and seed.
 
 # %%
-gan_run = store.get_run(store.resolve(run_id) if run_id else dashboard.runs_with_checkpoints(store, "gan")[0]["run_id"])
+gan_run = store.get_run(store.resolve(run_id) if run_id else runs_view.runs_with_checkpoints(store, "gan")[0]["run_id"])
 run_id = gan_run["run_id"]
-epoch = dashboard.checkpoint_epochs(store, run_id)[-1]
+epoch = runs_view.checkpoint_epochs(store, run_id)[-1]
 path = checkpoint_path(store, run_id, epoch)
 generator = sampling.load_gan(path)
 print(f"{run_id}: {gan_run['model']} on {gan_run['dataset']}, {gan_run['status']}, checkpoint {path.name}")
 batch = sampling.sample(generator, n=n_samples, seed=seed)
-show(dashboard.grid_image(batch, min_side=384), f"{run_id}, epoch {epoch}, seed {seed}")
+show(datasets_view.grid_image(batch, min_side=384), f"{run_id}, epoch {epoch}, seed {seed}")
 
 # %% [markdown]
 # A classifier checkpoint reloads the same way; evaluating it again on the test split gives
 # the accuracy the run recorded.
 
 # %%
-classifiers = dashboard.runs_with_checkpoints(store, "classifier")
+classifiers = runs_view.runs_with_checkpoints(store, "classifier")
 if classifiers:
     classifier_run = classifiers[0]
     again = evaluate_run(store, classifier_run["run_id"])

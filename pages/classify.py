@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from core.app import dashboard, figures
+from core.app import classify_view, datasets_view, demo_limits, figures, runs_view
 from core.app.share import Param
 from core.data.datasets import load_dataset
 from core.evaluation import novelty
@@ -19,7 +19,7 @@ SALIENCY = ("smoothgrad", "gradcam")  # core.training.classifier.saliency method
 
 @st.cache_data(max_entries=32, show_spinner="Computing the saliency map...")
 def explain(path: str, mtime: float, prepared, class_index: int, method: str):
-    return dashboard.saliency_map(ui.load_model(path), prepared, class_index, method)
+    return classify_view.saliency_map(ui.load_model(path), prepared, class_index, method)
 
 
 @st.cache_resource(max_entries=6, show_spinner="Learning what the training images look like (once per checkpoint)...")
@@ -36,7 +36,7 @@ def canvas():
 ui.header("Classify")
 view = ui.View("classify")
 store = ui.store()
-runs = dashboard.runs_with_checkpoints(store, "classifier")
+runs = runs_view.runs_with_checkpoints(store, "classifier")
 if not runs:
     st.info(
         "No classifier run with a checkpoint yet: train a convnet on the Train page (or the starter models "
@@ -83,16 +83,16 @@ if source == "test":
     caption = f"test image {index} (true class: {truth})"
 elif source == "upload":
     if ui.demo():
-        st.caption(dashboard.demo_notice("classify"))
+        st.caption(demo_limits.demo_notice("classify"))
     upload = st.file_uploader(
         "An image (png/jpg)",
         type=["png", "jpg", "jpeg"],
         key="classify.upload",
-        max_upload_size=dashboard.DEMO_MAX_UPLOAD_MB if ui.demo() else None,
+        max_upload_size=demo_limits.DEMO_MAX_UPLOAD_MB if ui.demo() else None,
     )
     if upload is not None:
         with ui.guard(stop=True):
-            image = dashboard.decode_image(upload.getvalue(), upload.name)
+            image = classify_view.decode_image(upload.getvalue(), upload.name)
         caption = upload.name
 else:
     st_canvas = canvas()
@@ -114,7 +114,7 @@ else:
             key="classify.canvas",
         )
         if drawing is not None and drawing.image_data is not None:
-            image = dashboard.canvas_to_image(drawing.image_data)
+            image = classify_view.canvas_to_image(drawing.image_data)
             caption = "your drawing"
 
 result = None
@@ -125,7 +125,7 @@ else:
     with ui.guard():  # without the check (the run's dataset is gone), classify all the same
         check = novelty_check(str(path), path.stat().st_mtime, run["dataset"], run["config"].get("image_size"))
     with ui.guard():
-        result = dashboard.classify(model, image, class_names, int(top_k), check)
+        result = classify_view.classify(model, image, class_names, int(top_k), check)
 if result is not None:
     if result.get("unusual"):
         st.warning(
@@ -134,9 +134,9 @@ if result is not None:
         )
     cols = st.columns([1, 1, 2])
     with cols[0]:
-        ui.image(dashboard.enlarge(image, 160), caption=caption)
+        ui.image(datasets_view.enlarge(image, 160), caption=caption)
     with cols[1]:
-        ui.image(dashboard.enlarge(result["prepared"], 160), caption="as the model sees it")
+        ui.image(datasets_view.enlarge(result["prepared"], 160), caption="as the model sees it")
         for note in result["notes"]:
             st.caption(f"note: {note}")
     cols[2].plotly_chart(figures.top_k(result["top"]), key="classify.top_chart")
@@ -160,12 +160,12 @@ if result is not None:
         heat = explain(str(path), path.stat().st_mtime, result["prepared"], class_index, method)
         with scols[0]:
             ui.image(
-                dashboard.enlarge(dashboard.saliency_overlay(result["prepared"], heat), 160),
+                datasets_view.enlarge(classify_view.saliency_overlay(result["prepared"], heat), 160),
                 caption=f"what points to {class_names[class_index]}",
             )
         with scols[1]:
             ui.image(
-                dashboard.enlarge(dashboard.heat_image(heat), 160), caption=f"{method} map (bright = strong)"
+                datasets_view.enlarge(classify_view.heat_image(heat), 160), caption=f"{method} map (bright = strong)"
             )
 
 if not ui.demo():  # a public demo takes single small images only, no archives
@@ -173,11 +173,11 @@ if not ui.demo():  # a public demo takes single small images only, no archives
     batch = st.file_uploader("A zip of images", type=["zip"], key="classify.zip")
     if batch is not None:
         with ui.guard():
-            rows = dashboard.classify_zip(model, batch.getvalue(), class_names, int(top_k))
+            rows = classify_view.classify_zip(model, batch.getvalue(), class_names, int(top_k))
             st.dataframe(rows, hide_index=True, key="classify.table")
             st.download_button(
                 "Download CSV",
-                dashboard.rows_csv(rows),
+                classify_view.rows_csv(rows),
                 file_name=f"{run_id}-classified.csv",
                 mime="text/csv",
                 key="classify.csv",

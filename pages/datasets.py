@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.app import dashboard, figures
+from core.app import datasets_view, figures
 from core.app.share import Param
 from core.data.datasets import dataset_stats
 from pages import ui
@@ -20,11 +20,11 @@ def stats(spec: str, version: float):
 def grid(spec: str, version: float, split: str, class_index: int | None, seed: int, page: int) -> tuple:
     data = ui.load_dataset(spec)
     x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
-    order = dashboard.shuffled_indices(y, len(x), class_index, seed)
+    order = datasets_view.shuffled_indices(y, len(x), class_index, seed)
     chosen = order[(page - 1) * PER_PAGE : page * PER_PAGE]
     if len(chosen) == 0:
         return None, len(order)
-    return dashboard.grid_image(x[chosen], ncols=16, min_side=320), len(order)
+    return datasets_view.grid_image(x[chosen], ncols=16, min_side=320), len(order)
 
 
 ui.header("Datasets")
@@ -43,7 +43,7 @@ if not ui.demo():
         name = st.text_input("Name", key="datasets.upload_name", placeholder="default: the file name")
         if st.button("Save dataset", key="datasets.upload_save", disabled=upload is None):
             with ui.guard():
-                spec = dashboard.save_upload(store, upload.name, upload.getvalue(), name or None)
+                spec = datasets_view.save_upload(store, upload.name, upload.getvalue(), name or None)
                 view.set("dataset", spec)
                 st.success(f"Saved. Train on it with the dataset `{spec}`.", icon=":material/check:")
 
@@ -51,7 +51,7 @@ with ui.guard(stop=True):
     infos = {info.name: info for info in ui.list_datasets()}
     specs = ui.dataset_specs()
 dataset_key = view.bind(Param("dataset", str, "digits").with_choices(specs))
-spec = st.selectbox("Dataset", specs, key=dataset_key, format_func=dashboard.dataset_label)
+spec = st.selectbox("Dataset", specs, key=dataset_key, format_func=datasets_view.dataset_label)
 
 info = infos.get(spec)
 if info is not None and not info.available:
@@ -63,7 +63,7 @@ if info is not None and not info.available:
 
 with ui.guard(stop=True):
     data = ui.load_dataset(spec)
-    version = dashboard.spec_version(spec)
+    version = datasets_view.spec_version(spec)
     summary = stats(spec, version)
 
 info = data.info
@@ -104,9 +104,9 @@ controls[2].number_input(
 )
 labels = data.y_train if split == "train" else data.y_test
 total = len(
-    dashboard.shuffled_indices(labels, len(data.x_train if split == "train" else data.x_test), class_index, 0)
+    datasets_view.shuffled_indices(labels, len(data.x_train if split == "train" else data.x_test), class_index, 0)
 )
-pages = dashboard.page_count(total, PER_PAGE)
+pages = datasets_view.page_count(total, PER_PAGE)
 page = controls[3].number_input(
     f"Page (of {pages})",
     min_value=1,
@@ -135,12 +135,12 @@ else:
 left, right = st.columns(2)
 with left:
     st.subheader("Mean image per class" if data.labeled else "Mean image")
-    means = dashboard.mean_images(summary.class_mean_images)[:50]
+    means = datasets_view.mean_images(summary.class_mean_images)[:50]
     names = list(data.class_names)[:50] if data.labeled else ["all images"]
-    st.image([dashboard.enlarge(mean, 64) for mean in means], caption=names, output_format="PNG")
+    st.image([datasets_view.enlarge(mean, 64) for mean in means], caption=names, output_format="PNG")
 with right:
     st.plotly_chart(
-        figures.pixel_histogram(dashboard.histogram_fractions(summary.pixel_histogram)),
+        figures.pixel_histogram(datasets_view.histogram_fractions(summary.pixel_histogram)),
         key="datasets.histogram",
     )
     st.caption(

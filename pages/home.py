@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.app import dashboard
+from core.app import datasets_view, demo_limits, run_actions, runs_view, train_view
 from core.common.images import load_png
 from core.store import compare
 from pages import ui
@@ -21,7 +21,7 @@ runs = store.list_runs(limit=8)
 if not runs:
     st.subheader("First run")
     if ui.demo():
-        st.info(f"This demo has no runs yet. {dashboard.demo_notice('train')}")
+        st.info(f"This demo has no runs yet. {demo_limits.demo_notice('train')}")
     else:
         st.write(
             "The store is empty. Train three small starter models on the embedded 8x8 digits: a ConvNet "
@@ -32,7 +32,7 @@ if not runs:
             "Train starter models", key="home.starters", type="primary", icon=":material/rocket_launch:"
         ):
             with ui.guard():
-                st.session_state["home.launched"] = dashboard.launch_starters(store)
+                st.session_state["home.launched"] = run_actions.launch_starters(store)
                 st.rerun()
 
 launched = st.session_state.get("home.launched")
@@ -42,14 +42,14 @@ if launched:
 
 st.subheader("Devices")
 with ui.guard():
-    for line in dashboard.device_lines(ui.devices()):
+    for line in train_view.device_lines(ui.devices()):
         st.markdown(f"- {line}")
 
 if runs:
     st.subheader("Recent runs")
     columns = ["run", "status", "model", "dataset", "epochs", "test_accuracy", "fid_cls", "training_s", "wall_s"]
     training = {run["run_id"]: compare.training_seconds(store, run["run_id"]) for run in runs}
-    rows = [{key: row[key] for key in columns} for row in dashboard.run_rows(runs, training=training)]
+    rows = [{key: row[key] for key in columns} for row in runs_view.run_rows(runs, training=training)]
     st.dataframe(
         rows,
         hide_index=True,
@@ -61,10 +61,10 @@ if runs:
             "wall_s": st.column_config.NumberColumn("wall (s)", format="%.0f", help="from creation to the end"),
         },
     )
-    latest = dashboard.latest_gan_samples(store, runs)
+    latest = runs_view.latest_gan_samples(store, runs)
     if latest:
         run_id, epoch, path = latest
-        picture, width = dashboard.bounded(load_png(path), HOME_PICTURE_SIDE)
+        picture, width = datasets_view.bounded(load_png(path), HOME_PICTURE_SIDE)
         ui.image(picture, caption=f"{run_id} after epoch {epoch}", width=width)
 
 st.subheader("Where to next")

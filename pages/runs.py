@@ -4,7 +4,7 @@ with export, checkpoint download, resume and delete."""
 
 import streamlit as st
 
-from core.app import dashboard, figures
+from core.app import datasets_view, demo_limits, figures, run_actions, runs_view
 from core.app.share import Param
 from core.common.errors import UserError
 from core.common.images import load_png
@@ -18,7 +18,7 @@ from pages import ui
 @st.cache_data(max_entries=16, show_spinner="Classifying the test images...")
 def test_predictions(path: str, mtime: float, spec: str, image_size: int | None):
     data = ui.load_dataset(spec, image_size)
-    return dashboard.predict_labels(ui.load_model(path), data.x_test), data.y_test
+    return runs_view.predict_labels(ui.load_model(path), data.x_test), data.y_test
 
 
 ui.header("Runs")
@@ -49,7 +49,7 @@ datasets = ["all", *sorted({run["dataset"] for run in runs})]
 dataset = filters[2].selectbox(
     "Dataset",
     datasets,
-    format_func=dashboard.dataset_label,
+    format_func=datasets_view.dataset_label,
     key=view.bind(Param("dataset", str, "all").with_choices(datasets, default="all", pinned=False)),
 )
 all_tags = sorted({tag for run in runs for tag in run.get("tags") or []})
@@ -57,13 +57,13 @@ tags = filters[3].multiselect(
     "Tags", all_tags, key=view.bind(Param("tag", list, [], choices=all_tags)), placeholder="any tag"
 )
 sort = filters[4].selectbox(
-    "Sort by", dashboard.SORT_KEYS, key=view.bind(Param("sort", str, "created", choices=dashboard.SORT_KEYS))
+    "Sort by", runs_view.SORT_KEYS, key=view.bind(Param("sort", str, "created", choices=runs_view.SORT_KEYS))
 )
 text = filters[5].text_input("Search", key=view.bind(Param("q", str, "")), placeholder="run id or model")
-shown = dashboard.filter_runs(runs, statuses=statuses, family=family, dataset=dataset, text=text, tags=tags)
+shown = runs_view.filter_runs(runs, statuses=statuses, family=family, dataset=dataset, text=text, tags=tags)
 training = {run["run_id"]: compare.training_seconds(store, run["run_id"]) for run in shown}
-rows = dashboard.sort_rows(
-    dashboard.run_rows(shown, training=training), sort, descending=sort not in ("status", "model")
+rows = runs_view.sort_rows(
+    runs_view.run_rows(shown, training=training), sort, descending=sort not in ("status", "model")
 )
 st.dataframe(
     rows,
@@ -171,7 +171,7 @@ if compared:
             st.dataframe(param_rows, hide_index=True, key="runs.hparams")
         else:
             st.caption("These runs share every hyperparameter.")
-    mixed = dashboard.mixed_references(by_id[run_id] for run_id in compared)
+    mixed = runs_view.mixed_references(by_id[run_id] for run_id in compared)
     if mixed:
         st.warning(
             "These GAN runs were scored by different reference classifiers, so their fid_cls and "
@@ -180,7 +180,7 @@ if compared:
         )
     gan_runs = [run_id for run_id in compared if by_id[run_id]["family"] == "gan"]
     if len(gan_runs) > 1:
-        common = sorted(set.intersection(*(set(dashboard.sample_epochs(store.run_dir(r))) for r in gan_runs)))
+        common = sorted(set.intersection(*(set(runs_view.sample_epochs(store.run_dir(r))) for r in gan_runs)))
         if common:
             epoch = st.select_slider(
                 "Samples of the same epoch, side by side",
@@ -192,8 +192,8 @@ if compared:
                     with column, st.container(border=True):
                         st.markdown(compare.sample_caption(by_id[run_id], epoch))
                         ui.image(
-                            dashboard.enlarge(
-                                load_png(dashboard.sample_epochs(store.run_dir(run_id))[epoch]), 240
+                            datasets_view.enlarge(
+                                load_png(runs_view.sample_epochs(store.run_dir(run_id))[epoch]), 240
                             ),
                             width="stretch",
                         )
@@ -227,19 +227,19 @@ run = store.describe(run_id)
 metrics = run["metrics"] or {}
 head = st.columns([4, 1])
 head[0].markdown(
-    f"**{run_id}** · {run['model']} on {dashboard.dataset_label(run['dataset'])} · seed {run['seed']} · "
+    f"**{run_id}** · {run['model']} on {datasets_view.dataset_label(run['dataset'])} · seed {run['seed']} · "
     f"{run['device'] or 'device not recorded yet'} · "
-    f"training {dashboard.format_seconds(compare.training_seconds(store, run_id))} · "
-    f"wall {dashboard.format_seconds(compare.wall_seconds(by_id[run_id]))}"
+    f"training {runs_view.format_seconds(compare.training_seconds(store, run_id))} · "
+    f"wall {runs_view.format_seconds(compare.wall_seconds(by_id[run_id]))}"
 )
-head[1].badge(run["status"], color=dashboard.STATUS_COLORS.get(run["status"], "gray"))
+head[1].badge(run["status"], color=runs_view.STATUS_COLORS.get(run["status"], "gray"))
 if run["error"]:
     (st.error if run["status"] == "failed" else st.warning)(run["error"])
 
 actions = st.columns(4)
 actions[0].download_button(
     "Metrics (CSV)",
-    dashboard.metrics_csv(store, run_id),
+    runs_view.metrics_csv(store, run_id),
     file_name=f"{run_id}-metrics.csv",
     mime="text/csv",
     key="runs.csv",
@@ -250,7 +250,7 @@ try:
     checkpoint = checkpoint_path(store, run_id)
 except UserError:
     checkpoint = None
-if checkpoint is not None and dashboard.checkpoint_downloads_allowed():  # demo: only if the operator allows
+if checkpoint is not None and demo_limits.checkpoint_downloads_allowed():  # demo: only if the operator allows
     actions[1].download_button(
         "Checkpoint (.keras)",
         checkpoint.read_bytes,
@@ -265,14 +265,14 @@ if not ui.demo():
     with actions[2].popover(
         "Resume", icon=":material/replay:", disabled=held or run["status"] in ("queued", "running")
     ):
-        done = dashboard.checkpoint_epochs(store, run_id)
+        done = runs_view.checkpoint_epochs(store, run_id)
         target = jobs.resume_target(store, run_id)  # None for a completed run: offer 5 more epochs
         more = st.number_input(
             "Train until epoch", min_value=1, value=target or max(done or [0]) + 5, step=1, key="runs.resume_epochs"
         )
         if st.button("Resume in the background", key="runs.resume", type="primary", disabled=held) and not held:
             with ui.guard():
-                dashboard.resume(store, run_id, epochs=int(more) if more > max(done or [0]) else None)
+                run_actions.resume(store, run_id, epochs=int(more) if more > max(done or [0]) else None)
                 st.success("Queued: watch it on the Train page.")
     with actions[3].popover(
         "Delete", icon=":material/delete:", disabled=held or run["status"] in ("queued", "running")
@@ -281,7 +281,7 @@ if not ui.demo():
         sure = st.checkbox("Yes, delete it", key="runs.delete_confirm")
         if st.button("Delete run", key="runs.delete", type="primary", disabled=held or not sure) and not held:
             with ui.guard():
-                dashboard.delete(store, run_id)
+                run_actions.delete(store, run_id)
                 st.session_state.pop(view.key("run"), None)
                 st.query_params.pop("run", None)  # the next run opens the newest run, no stale-link notice
                 st.rerun()
@@ -311,7 +311,7 @@ else:
     )
     if edit[2].button("Save", key="runs.save_annotations", icon=":material/save:"):
         with ui.guard():
-            st.session_state["runs.saved_tags"] = dashboard.save_annotations(store, run_id, new_tags, note)
+            st.session_state["runs.saved_tags"] = run_actions.save_annotations(store, run_id, new_tags, note)
             st.session_state["runs.annotated"] = None  # reload them as stored (tags normalised)
             st.rerun()
     if "runs.saved_tags" in st.session_state:
@@ -319,15 +319,15 @@ else:
         annotations.success("Tags and note saved.", icon=":material/check:")
 
 tabs = st.tabs(
-    dashboard.RUN_TABS,
-    key=view.bind(Param("tab", str, dashboard.RUN_TABS[0], choices=dashboard.RUN_TABS)),
+    runs_view.RUN_TABS,
+    key=view.bind(Param("tab", str, runs_view.RUN_TABS[0], choices=runs_view.RUN_TABS)),
     on_change="rerun",
 )
 with tabs[0]:
     table = store.metric_table(run_id, "epoch")
     if not table["step"]:
         table = store.metric_table(run_id, "step")
-    losses, others = dashboard.loss_and_accuracy(dashboard.metric_names(table))
+    losses, others = runs_view.loss_and_accuracy(runs_view.metric_names(table))
     cols = st.columns(2)
     if losses:
         cols[0].plotly_chart(
@@ -345,13 +345,13 @@ with tabs[0]:
 with tabs[1]:
     scores = {
         name: metrics[name]
-        for name in ("test_accuracy", "test_loss", *dashboard.GAN_SCORES)
+        for name in ("test_accuracy", "test_loss", *runs_view.GAN_SCORES)
         if isinstance(metrics.get(name), (int, float))
     }
     if scores:
         for column, (name, value) in zip(st.columns(len(scores)), scores.items(), strict=True):
             column.metric(name, f"{value:.1%}" if "accuracy" in name else f"{value:.4g}")
-    reference = dashboard.reference_note(store, run)
+    reference = runs_view.reference_note(store, run)
     if reference:
         st.caption(reference)
     if run["family"] == "classifier":
@@ -361,13 +361,13 @@ with tabs[1]:
             cols = st.columns(2)
             cols[0].plotly_chart(figures.confusion_matrix(matrix, names), key="runs.confusion")
             cols[1].plotly_chart(
-                figures.per_class_accuracy(dashboard.per_class_accuracy(matrix), names), key="runs.per_class"
+                figures.per_class_accuracy(runs_view.per_class_accuracy(matrix), names), key="runs.per_class"
             )
-            cells = dashboard.confusion_cells(matrix, names)
-            cell_keys = [dashboard.cell_key(cell["true"], cell["predicted"]) for cell in cells]
+            cells = runs_view.confusion_cells(matrix, names)
+            cell_keys = [runs_view.cell_key(cell["true"], cell["predicted"]) for cell in cells]
             if cells and checkpoint is not None:
                 labels = {
-                    dashboard.cell_key(cell["true"], cell["predicted"]): cell["label"] for cell in cells
+                    runs_view.cell_key(cell["true"], cell["predicted"]): cell["label"] for cell in cells
                 }
                 chosen = st.selectbox(
                     "Misclassified test images of",
@@ -383,11 +383,11 @@ with tabs[1]:
                         run["dataset"],
                         run["config"].get("image_size"),
                     )
-                    indices = dashboard.misclassified(y_test, predictions, true_index, predicted)
+                    indices = runs_view.misclassified(y_test, predictions, true_index, predicted)
                     data = ui.load_dataset(run["dataset"], run["config"].get("image_size"))
                     if len(indices):
                         ui.image(
-                            dashboard.grid_image(data.x_test[indices[:64]], min_side=96),
+                            datasets_view.grid_image(data.x_test[indices[:64]], min_side=96),
                             caption=f"{len(indices)} test images of class {names[true_index]} predicted as "
                             f"{names[predicted]} (latest checkpoint)",
                         )
@@ -398,7 +398,7 @@ with tabs[1]:
         else:
             st.caption("The confusion matrix appears when the run has finished.")
     else:
-        samples = dashboard.sample_epochs(store.run_dir(run_id))
+        samples = runs_view.sample_epochs(store.run_dir(run_id))
         if samples:
             epochs = list(samples)
             epoch = st.select_slider(
@@ -407,7 +407,7 @@ with tabs[1]:
                 key=view.bind(Param("epoch", int).with_choices(epochs, default=epochs[-1])),
             )
             ui.image(
-                dashboard.enlarge(load_png(samples[epoch]), 360),
+                datasets_view.enlarge(load_png(samples[epoch]), 360),
                 caption=f"{run_id}: the same latent vectors after epoch {epoch}",
             )
         else:

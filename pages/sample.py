@@ -3,7 +3,7 @@ the same pixels), and an interpolation between two seeds as a strip and an anima
 
 import streamlit as st
 
-from core.app import dashboard
+from core.app import datasets_view, demo_limits, runs_view, sample_view
 from core.app.share import Param
 from core.common import images
 from core.evaluation import sampling
@@ -21,13 +21,13 @@ def generate(path: str, mtime: float, n: int, seed: int, label: int | None, trun
 def interpolation(path: str, mtime: float, seed_a: int, seed_b: int, steps: int, label: int | None):
 
     frames = sampling.interpolate(ui.load_gan(path), seed_a, seed_b, steps, label=label)
-    return frames, dashboard.gif_bytes(frames)
+    return frames, sample_view.gif_bytes(frames)
 
 
 ui.header("Sample")
 view = ui.View("sample")
 store = ui.store()
-runs = dashboard.runs_with_checkpoints(store, "gan")
+runs = runs_view.runs_with_checkpoints(store, "gan")
 if not runs:
     st.info(
         "No GAN run with a checkpoint yet: train a dcgan or cgan on the Train page (or the starter models "
@@ -47,7 +47,7 @@ seed = controls[0].number_input(
     step=1,
     key=view.bind(Param("seed", int, 0, minimum=0, maximum=2**31 - 1)),
 )
-limit = dashboard.max_samples()
+limit = demo_limits.max_samples()
 n = controls[1].number_input(
     f"Images (max {limit})",
     min_value=1,
@@ -78,7 +78,7 @@ truncation = controls[3].slider(
 with ui.guard(stop=True):
     path = checkpoint_path(store, run_id, epoch)
     batch = generate(str(path), path.stat().st_mtime, int(n), int(seed), label, truncation or None)
-    picture = dashboard.grid_image(batch, min_side=384)
+    picture = datasets_view.grid_image(batch, min_side=384)
 ui.image(
     picture,
     caption=f"{run_id}, epoch {epoch}, seed {seed}"
@@ -108,7 +108,7 @@ steps = cols[1].slider("Steps", 3, 16, key=view.bind(Param("steps", int, 8, mini
 with ui.guard():
     frames, gif = interpolation(str(path), path.stat().st_mtime, int(seed), int(seed_b), int(steps), label)
     ui.image(
-        dashboard.grid_image(frames, ncols=len(frames), min_side=96),
+        datasets_view.grid_image(frames, ncols=len(frames), min_side=96),
         caption=f"seed {seed} -> seed {seed_b} in {steps} steps",
     )
     left, right = st.columns([1, 3])

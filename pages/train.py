@@ -3,7 +3,7 @@ background job, and watch running and queued jobs live."""
 
 import streamlit as st
 
-from core.app import dashboard, figures
+from core.app import datasets_view, demo_limits, figures, run_actions, runs_view, train_view
 from core.app.share import Param
 from core.common.config import CLASSIFIER_MODELS, GAN_MODELS, config_for
 from core.common.errors import RunNotFound
@@ -36,13 +36,13 @@ if not ui.demo():
     dataset = top[2].selectbox(
         "Dataset",
         specs,
-        format_func=dashboard.dataset_label,
+        format_func=datasets_view.dataset_label,
         key=view.bind(Param("dataset", str, "digits").with_choices(specs)),
     )
     recipe = recommended_settings(dataset, model) if task == "classifier" else {}
     defaults = config_for(model, dataset=dataset, **recipe)
     gpu = bool(ui.devices()) and ui.devices()[0]["platform"] != "cpu"
-    params = dashboard.form_params(defaults, mixed_precision=gpu)
+    params = train_view.form_params(defaults, mixed_precision=gpu)
     if st.session_state.get("train.form_for", (model, dataset)) != (model, dataset):
         for param in params:  # new defaults: forget old entries (a link's values count once)
             view.set(param.name, param.default, chosen=False)
@@ -62,7 +62,7 @@ if not ui.demo():
             if param.name == "mixed_precision":
                 values[param.name] = st.checkbox("Mixed precision (bfloat16)", key=key)
                 continue
-            label, help_text = dashboard.FIELD_HELP[param.name]
+            label, help_text = train_view.FIELD_HELP[param.name]
             column = columns[index % 4]
             if param.kind is bool:
                 values[param.name] = column.checkbox(label, help=help_text, key=key)
@@ -85,7 +85,7 @@ if not ui.demo():
         with ui.guard():
             values["image_size"] = int(values["image_size"]) or None
             config = config_for(model, dataset=dataset, **values)
-            run_id = dashboard.launch(store, config)
+            run_id = run_actions.launch(store, config)
             st.session_state.setdefault("train.launched", []).insert(0, run_id)
             st.success(
                 f"Launched {run_id}: it trains in the background (see below).", icon=":material/check:"
@@ -97,37 +97,37 @@ if not ui.demo():
         if train_images is None:
             train_images = len(ui.load_dataset(dataset).x_train)
         epochs = view.value("epochs")
-        guess = dashboard.estimate(store, model, dataset, int(epochs or 0), train_images)
+        guess = runs_view.estimate(store, model, dataset, int(epochs or 0), train_images)
         if guess:
             st.caption(
                 f"Estimated time for {epochs} epochs on {train_images:,} images: "
-                f"~{dashboard.format_seconds(guess['seconds'])} (measured {guess['images_per_second']:,.0f} "
+                f"~{runs_view.format_seconds(guess['seconds'])} (measured {guess['images_per_second']:,.0f} "
                 f"img/s over {guess['runs']} past run(s) of {model} on this dataset)"
             )
         else:
             st.caption(
-                f"No past run of {model} on {dashboard.dataset_label(dataset)} to estimate the time from: "
+                f"No past run of {model} on {datasets_view.dataset_label(dataset)} to estimate the time from: "
                 "the first one measures it."
             )
 else:
-    st.caption(f"{dashboard.demo_notice('train')} Running jobs are shown below.")
+    st.caption(f"{demo_limits.demo_notice('train')} Running jobs are shown below.")
 
 with st.container(border=True), ui.guard():
-    names = ", ".join(dashboard.device_lines(ui.devices()))
+    names = ", ".join(train_view.device_lines(ui.devices()))
     st.markdown(
         f":material/memory: **Devices:** {names} · up to {jobs.max_concurrent_jobs()} run(s) train "
         "at once; more wait in the queue"
     )
 
 launched = [*st.session_state.get("train.launched", []), *st.session_state.get("home.launched", [])]
-poll = bool(dashboard.active_runs(store))  # refresh every 2 s only while something trains
+poll = bool(runs_view.active_runs(store))  # refresh every 2 s only while something trains
 
 
 @st.fragment(run_every=2 if poll else None)
 def live_panel():
     if not ui.demo():
         jobs.reconcile(store)  # marks runs whose trainer died as interrupted
-    active = dashboard.active_runs(store)
+    active = runs_view.active_runs(store)
     shown = [run["run_id"] for run in active]
     for run_id in launched:
         if run_id not in shown and len(shown) < len(active) + 3:
@@ -150,10 +150,10 @@ def run_card(run, queue):
     run_id = run["run_id"]
     with st.container(border=True):
         head = st.columns([6, 1])
-        head[0].markdown(f"**{run_id}** · {run['model']} on {dashboard.dataset_label(run['dataset'])}")
-        head[1].badge(run["status"], color=dashboard.STATUS_COLORS.get(run["status"], "gray"))
+        head[0].markdown(f"**{run_id}** · {run['model']} on {datasets_view.dataset_label(run['dataset'])}")
+        head[1].badge(run["status"], color=runs_view.STATUS_COLORS.get(run["status"], "gray"))
         position = queue.index(run_id) + 1 if run_id in queue else None
-        fraction, text = dashboard.progress_line(run, position)
+        fraction, text = runs_view.progress_line(run, position)
         st.progress(fraction, text=text)
         if run["error"]:
             (st.error if run["status"] == "failed" else st.warning)(run["error"])
@@ -162,15 +162,15 @@ def run_card(run, queue):
                 "Stop", key=f"train.stop.{run_id}", icon=":material/stop:"
             ):
                 with ui.guard():
-                    dashboard.stop(store, run_id)
+                    run_actions.stop(store, run_id)
                     st.toast(f"Asked {run_id} to stop after its current step.")
             if run["status"] == "queued" and st.button(
                 "Cancel", key=f"train.cancel.{run_id}", icon=":material/cancel:"
             ):
                 with ui.guard():
-                    dashboard.cancel(store, run_id)
+                    run_actions.cancel(store, run_id)
         table = store.metric_table(run_id, "step")
-        losses, others = dashboard.loss_and_accuracy(dashboard.metric_names(table))
+        losses, others = runs_view.loss_and_accuracy(runs_view.metric_names(table))
         charts = st.columns(3 if run["family"] == "gan" else 2)
         if losses:
             charts[0].plotly_chart(
@@ -181,15 +181,15 @@ def run_card(run, queue):
                 figures.curves(table, others, title="metrics", height=260), key=f"train.acc.{run_id}"
             )
         if run["family"] == "gan":
-            latest = dashboard.latest_sample(store.run_dir(run_id))
+            latest = runs_view.latest_sample(store.run_dir(run_id))
             if latest:
                 with charts[-1]:
                     ui.image(
-                        dashboard.enlarge(load_png(latest[1]), 240),
+                        datasets_view.enlarge(load_png(latest[1]), 240),
                         caption=f"samples after epoch {latest[0]}",
                     )
         with st.expander("Log"):
-            st.code(dashboard.log_tail(jobs.read_log(store, run_id)) or "(no output yet)", language=None)
+            st.code(runs_view.log_tail(jobs.read_log(store, run_id)) or "(no output yet)", language=None)
 
 
 live_panel()

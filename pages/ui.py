@@ -2,7 +2,7 @@
 and views whose controls live in the URL (``st.query_params``) so a copied link reopens them.
 
 Not a page itself (``app.py`` lists the pages). Logic without Streamlit lives in
-``core/app/dashboard.py`` and ``core/app/share.py``.
+``core/app/*_view.py`` and ``core/app/share.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 import core  # noqa: F401 - selects the JAX backend before anything imports keras
-from core.app import dashboard, share
+from core.app import datasets_view, demo_limits, runs_view, share
 from core.common.devices import list_devices
 from core.common.errors import UserError
 from core.data import datasets
@@ -76,7 +76,7 @@ def devices() -> list[dict[str, Any]]:
 
 def dataset_specs() -> list[str]:
     """Datasets to choose from: the built-in ones, then uploads kept in the store."""
-    return [info.name for info in list_datasets()] + dashboard.uploaded_datasets(store())
+    return [info.name for info in list_datasets()] + datasets_view.uploaded_datasets(store())
 
 
 # ---- errors and modes ------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def _stop() -> None:
 
 
 def demo() -> bool:
-    return dashboard.demo_mode()
+    return demo_limits.demo_mode()
 
 
 # app.py sets this in every run before it runs a page through st.navigation.
@@ -165,7 +165,7 @@ def header(title: str) -> None:
     _ensure_routed()
     st.title(title)
     if demo():
-        st.info(dashboard.demo_notice(), icon=":material/visibility:")
+        st.info(demo_limits.demo_notice(), icon=":material/visibility:")
 
 
 def image(array, caption: str | None = None, width: int | str = "content") -> None:
@@ -266,7 +266,7 @@ class View:
             label, list(by_id), key=self.bind(share.Param("run", str).with_choices(by_id)),
             format_func=lambda r: f"{r} ({by_id[r]['status']})",
         )
-        epochs = dashboard.checkpoint_epochs(store, run_id)
+        epochs = runs_view.checkpoint_epochs(store, run_id)
         if not epochs:
             return by_id[run_id], None
         epoch = columns[1].selectbox(

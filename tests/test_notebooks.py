@@ -199,13 +199,13 @@ def test_paired_script_matches_the_notebook(path):
 
 def _launch_from_the_dashboard(store: RunStore) -> str:
     """Queue a run the way the dashboard's Train page does, without starting its trainer."""
-    from core.app import dashboard
+    from core.app import run_actions
     from core.common.config import config_for
     from core.runs import jobs
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(jobs, "dispatch", lambda store: [])  # queued only: no background trainer in a test
-        return dashboard.launch(store, config_for("dcgan", dataset="digits", epochs=1))
+        return run_actions.launch(store, config_for("dcgan", dataset="digits", epochs=1))
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Images unlike the training data are flagged (core.evaluation.novelty), on a tiny real digits classifier:
 flat colours, noise and photos are; most held-out test digits are not. The CLI's ``classify``
-and ``dashboard.classify`` report it."""
+and ``classify_view.classify`` report it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from core.app import cli, dashboard
+from core.app import classify_view, cli
 from core.common.config import config_for
 from core.common.images import save_png
 from core.data.datasets import load_dataset
@@ -77,10 +77,10 @@ def test_the_check_is_fitted_once_per_checkpoint(digits_run):
 
 def test_dashboard_classify_reports_the_check(digits_run):
     _, _, model, check = digits_run
-    result = dashboard.classify(model, np.full((40, 40, 3), 90, np.uint8), [str(i) for i in range(10)], 3, check)
+    result = classify_view.classify(model, np.full((40, 40, 3), 90, np.uint8), [str(i) for i in range(10)], 3, check)
     assert result["unusual"] is True and "flat" in result["unusual_reason"]
     digit = load_dataset("digits").x_test[1]
-    assert set(dashboard.classify(model, digit, [str(i) for i in range(10)], 3, check)) >= {"unusual", "ood_score"}
+    assert set(classify_view.classify(model, digit, [str(i) for i in range(10)], 3, check)) >= {"unusual", "ood_score"}
 
 
 def test_cli_classify_json_says_unusual(digits_run, tmp_path, capsys):

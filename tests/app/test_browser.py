@@ -180,7 +180,7 @@ def test_walk_train_watch_sample_classify_share(walk_home, artifacts, tmp_path):
 
 
 def test_demo_walk_finds_no_way_to_write(tmp_path, artifacts, monkeypatch):
-    from core.app import dashboard
+    from core.app import demo_limits
     from core.common.config import config_for, config_to_dict
     from core.store.store import RunStore
 
@@ -195,7 +195,7 @@ def test_demo_walk_finds_no_way_to_write(tmp_path, artifacts, monkeypatch):
     )
     store.log_metrics(run_id, {"loss": 1.0, "accuracy": 0.5}, step=10, epoch=1, scope="epoch")
     monkeypatch.setenv("CONVGAN_DEMO", "1")  # the banner as the demo server words it
-    banner = dashboard.demo_notice()
+    banner = demo_limits.demo_notice()
     hostile = "?run=..%2F..%2Fetc&delete=1&launch=1&n=100000&seed=-1&dataset=%3Cscript%3E&task=gan"
     with (
         streamlit_server(home, demo=True, log_path=artifacts / "streamlit-demo.log") as base,

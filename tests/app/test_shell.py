@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from core.app import dashboard
+from core.app import datasets_view
 from core.evaluation import novelty
 from core.models import build_classifier
 from core.store.checkpoints import checkpoint_path
@@ -48,7 +48,7 @@ def test_home_bounds_the_latest_gan_picture():
         ((100, 60, 1), (300, 180), 180),  # tall grids are bounded by their height
         ((1056, 1056, 3), (1056, 1056), 320),  # large grids are shown smaller
     ):
-        image, shown = dashboard.bounded(np.zeros(shape, np.uint8), 320)
+        image, shown = datasets_view.bounded(np.zeros(shape, np.uint8), 320)
         assert (image.shape[:2], shown) == (enlarged, width), shape
 
 

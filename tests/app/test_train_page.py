@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.app import dashboard, share
+from core.app import share, train_view
 from core.common.config import config_for
 from core.runs import jobs
 from core.store.store import RunStore
@@ -39,7 +39,7 @@ def _launch(at):
 
 def _field(at, name: str):
     """The form's widget for config field ``name``, found by its label."""
-    label = dashboard.FIELD_HELP[name][0]
+    label = train_view.FIELD_HELP[name][0]
     (widget,) = [w for w in [*at.number_input, *at.checkbox] if w.label == label]
     return widget
 

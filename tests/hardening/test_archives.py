@@ -186,22 +186,22 @@ def test_thousands_of_tiny_images_load_in_reasonable_time(tmp_path):
 
 
 def test_classify_zip_bomb_is_refused_without_inflating_it(tmp_path):
-    # core.app.dashboard.zip_image_entries reads the members of an uploaded zip for batch
+    # core.app.classify_view.zip_image_entries reads the members of an uploaded zip for batch
     # classification; it must apply the dataset loader's size/ratio limits.
-    from core.app import dashboard
+    from core.app import classify_view
     from core.common.errors import UserError
 
     data = _bomb(tmp_path / "bomb.zip", 64).read_bytes()
     with pytest.raises(UserError, match="zip bomb"):
-        dashboard.zip_image_entries(data)
+        classify_view.zip_image_entries(data)
 
 
 def test_classify_zip_with_traversal_names_reads_nothing_outside(tmp_path):
-    from core.app import dashboard
+    from core.app import classify_view
 
     data = craft.zip_file(tmp_path / "evil.zip", {"../../x.png": craft.gray_png(1), "ok.png": craft.gray_png(2)})
     before = _tree(tmp_path)
     # Refused whole, as the dataset loader refuses it: an archive with such paths is hostile.
     with pytest.raises(UserError, match="unsafe member path"):
-        dashboard.zip_image_entries(data.read_bytes())
+        classify_view.zip_image_entries(data.read_bytes())
     assert _tree(tmp_path) == before

@@ -3,7 +3,7 @@
 No page renders a control that launches, stops, cancels, resumes, deletes or uploads, whatever
 the URL asks for, and ``core.app.dashboard`` refuses those writes anyway; uploads are capped in size
 and sampling in count; checkpoint downloads are offered only where the operator allows them; every
-demo line on a page comes from ``dashboard.demo_notice``.
+demo line on a page comes from ``demo_limits.demo_notice``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from core.app import dashboard
+from core.app import datasets_view, demo_limits, run_actions
 from core.common.config import config_for
 from core.common.images import png_bytes
 from core.evaluation import novelty
@@ -50,22 +50,22 @@ def write_widgets(at) -> list[tuple[str, str | None, str]]:
 
 def assert_demo_wording(at, page: str) -> None:
     """One banner, the whole notice; every other line that mentions the demo is one of its lines."""
-    notice = dashboard.demo_notice()
+    notice = demo_limits.demo_notice()
     assert "classifying one image at a time" in notice and "checkpoint downloads" in notice
     banners = [info.value for info in at.info if info.value.startswith("Read-only demo")]
     assert banners == [notice], (page, banners)
-    lines = [dashboard.demo_notice(feature) for feature in (*dashboard.DEMO_ALLOWED, *dashboard.DEMO_OFF)]
+    lines = [demo_limits.demo_notice(feature) for feature in (*demo_limits.DEMO_ALLOWED, *demo_limits.DEMO_OFF)]
     other = [text for text in texts(at) if "demo" in text.lower() and text != notice]
     assert all(any(line in text for line in lines) for text in other), (page, other)
     if page == "train":
-        assert any(dashboard.demo_notice("train") in caption.value for caption in at.caption)
+        assert any(demo_limits.demo_notice("train") in caption.value for caption in at.caption)
 
 
 @pytest.fixture
 def demo_home(store, monkeypatch):
     """Demo mode on a store holding one classifier run (untrained weights: the pages only need a checkpoint)."""
     monkeypatch.setenv("CONVGAN_DEMO", "1")
-    monkeypatch.delenv(dashboard.DEMO_DOWNLOADS_ENV, raising=False)
+    monkeypatch.delenv(demo_limits.DEMO_DOWNLOADS_ENV, raising=False)
     keras.utils.set_random_seed(0)
     model = build_classifier("convnet", (8, 8, 1), 10, augment=False)
     return store.home, completed_classifier_run(store, model, "digits", 0.5)
@@ -106,7 +106,7 @@ def test_demo_pages_on_an_empty_store_render_no_write_control(store, monkeypatch
     assert not write_widgets(at), write_widgets(at)
     assert_demo_wording(at, page)
     if page == "home":  # no starter runs to offer: Home says training is off instead
-        assert any(dashboard.demo_notice("train") in info.value for info in at.info)
+        assert any(demo_limits.demo_notice("train") in info.value for info in at.info)
     assert store.list_runs() == [] and not (store.home / "uploads").exists()
 
 
@@ -132,22 +132,22 @@ def test_demo_mode_refuses_every_write_in_core(runs_home, monkeypatch, value):
     monkeypatch.setenv("CONVGAN_DEMO", value)
     store = RunStore(home)
     writes = {
-        "launch": lambda: dashboard.launch(store, config_for("convnet", dataset="digits", epochs=1)),
-        "starters": lambda: dashboard.launch_starters(store),
-        "stop": lambda: dashboard.stop(store, ids["running"]),
-        "cancel": lambda: dashboard.cancel(store, ids["queued"]),
-        "resume": lambda: dashboard.resume(store, ids["interrupted"]),
-        "delete": lambda: dashboard.delete(store, ids["completed"]),
-        "upload": lambda: dashboard.save_upload(store, "x.npz", b"PK\x05\x06" + bytes(18)),
-        "annotate": lambda: dashboard.save_annotations(store, ids["completed"], ["x"], "note"),
+        "launch": lambda: run_actions.launch(store, config_for("convnet", dataset="digits", epochs=1)),
+        "starters": lambda: run_actions.launch_starters(store),
+        "stop": lambda: run_actions.stop(store, ids["running"]),
+        "cancel": lambda: run_actions.cancel(store, ids["queued"]),
+        "resume": lambda: run_actions.resume(store, ids["interrupted"]),
+        "delete": lambda: run_actions.delete(store, ids["completed"]),
+        "upload": lambda: datasets_view.save_upload(store, "x.npz", b"PK\x05\x06" + bytes(18)),
+        "annotate": lambda: run_actions.save_annotations(store, ids["completed"], ["x"], "note"),
     }
     before = [(run["run_id"], run["status"], run["stop_requested"]) for run in store.list_runs()]
     for name, write in writes.items():
-        with pytest.raises(dashboard.ReadOnlyError, match="read-only demo") as caught:
+        with pytest.raises(demo_limits.ReadOnlyError, match="read-only demo") as caught:
             write()
         assert "\n" not in str(caught.value), name
-    for write in (dashboard.stop, dashboard.cancel, dashboard.resume, dashboard.delete):
-        with pytest.raises(dashboard.ReadOnlyError, match="read-only demo"):  # before the run is looked up
+    for write in (run_actions.stop, run_actions.cancel, run_actions.resume, run_actions.delete):
+        with pytest.raises(demo_limits.ReadOnlyError, match="read-only demo"):  # before the run is looked up
             write(store, "no-such-run")
     assert [(run["run_id"], run["status"], run["stop_requested"]) for run in store.list_runs()] == before
     assert not (home / "uploads").exists()
@@ -161,9 +161,9 @@ def test_upload_size_is_capped_in_the_server_config():
 
 def test_sample_count_is_capped_in_demo_mode(monkeypatch):
     monkeypatch.delenv("CONVGAN_DEMO", raising=False)
-    normal = dashboard.max_samples()
+    normal = demo_limits.max_samples()
     monkeypatch.setenv("CONVGAN_DEMO", "1")
-    assert dashboard.max_samples() == dashboard.DEMO_MAX_SAMPLES <= 64 < normal
+    assert demo_limits.max_samples() == demo_limits.DEMO_MAX_SAMPLES <= 64 < normal
 
 
 # ---- with real checkpoints: the Runs, Sample and Classify pages render their controls -------------
@@ -194,7 +194,7 @@ def test_demo_classify_takes_one_small_image_and_no_archive(checkpoint_home, mon
     assert_clean(at)
     assert [uploader.key for uploader in at.file_uploader] == ["classify.upload"]
     assert 0 < at.file_uploader(key="classify.upload").proto.max_upload_size_mb <= 2
-    assert dashboard.demo_notice("classify") in [caption.value for caption in at.caption]
+    assert demo_limits.demo_notice("classify") in [caption.value for caption in at.caption]
 
 
 @pytest.mark.xdist_group("hardening_runs")
@@ -204,7 +204,7 @@ def test_demo_sample_count_is_capped_whatever_the_link_asks(checkpoint_home, mon
     at = open_page("sample", {"run": ids["gan"], "n": "100000"})
     assert_clean(at)
     count = at.number_input(key="sample.n")
-    assert count.value == dashboard.DEMO_MAX_SAMPLES and count.max <= dashboard.DEMO_MAX_SAMPLES
+    assert count.value == demo_limits.DEMO_MAX_SAMPLES and count.max <= demo_limits.DEMO_MAX_SAMPLES
     assert any("n='100000'" in warning.value for warning in at.warning)
 
 
@@ -218,13 +218,13 @@ def test_checkpoint_download_only_where_the_operator_allows_it(demo_home, monkey
     assert_clean(at)
     assert [button.label for button in at.get("download_button")], "the metrics CSV is still offered"
     assert _checkpoint_buttons(at) == []
-    assert "checkpoint downloads" in dashboard.demo_notice()
-    monkeypatch.setenv(dashboard.DEMO_DOWNLOADS_ENV, "1")
+    assert "checkpoint downloads" in demo_limits.demo_notice()
+    monkeypatch.setenv(demo_limits.DEMO_DOWNLOADS_ENV, "1")
     at = open_page("runs", {"run": run_id})
     assert _checkpoint_buttons(at) == ["Checkpoint (.keras)"]
-    assert "checkpoint downloads" not in dashboard.demo_notice()
+    assert "checkpoint downloads" not in demo_limits.demo_notice()
     monkeypatch.delenv("CONVGAN_DEMO")
-    monkeypatch.delenv(dashboard.DEMO_DOWNLOADS_ENV)
+    monkeypatch.delenv(demo_limits.DEMO_DOWNLOADS_ENV)
     assert _checkpoint_buttons(open_page("runs", {"run": run_id})) == ["Checkpoint (.keras)"]
 
 

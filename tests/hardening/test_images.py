@@ -227,16 +227,16 @@ def test_a_folder_of_unusual_modes_loads_with_the_right_pixels(tmp_path):
 
 
 # ---- single uploads on the Classify page (open to visitors of the public demo) ----------------------
-# core.app.dashboard.decode_image turns an uploaded file's bytes into pixels for classification. It
+# core.app.classify_view.decode_image turns an uploaded file's bytes into pixels for classification. It
 # must refuse what read_image refuses and give the pixels read_image gives.
 
 
 def _dashboard_refuses(data: bytes, *words: str) -> str:
-    from core.app import dashboard
+    from core.app import classify_view
     from core.common.errors import UserError
 
     with pytest.raises(UserError) as caught:
-        dashboard.decode_image(data, "upload.png")
+        classify_view.decode_image(data, "upload.png")
     message = str(caught.value)
     assert "\n" not in message, message
     for word in words:
@@ -260,7 +260,7 @@ def test_upload_over_the_pixel_limit_is_refused_before_decoding():
 
 
 def test_upload_gives_the_same_pixels_as_read_image(tmp_path):
-    from core.app import dashboard
+    from core.app import classify_view
 
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[2:6, 3:5] = [0, 0, 0, 255]  # black ink on a transparent canvas (stored as transparent black)
@@ -272,4 +272,4 @@ def test_upload_gives_the_same_pixels_as_read_image(tmp_path):
     }
     for name, data in files.items():
         expected = datasets.read_image(craft.write(tmp_path / name, data))
-        np.testing.assert_array_equal(dashboard.decode_image(data, name), expected, err_msg=name)
+        np.testing.assert_array_equal(classify_view.decode_image(data, name), expected, err_msg=name)
