@@ -83,7 +83,7 @@ def test_declared_dependencies_include_what_the_core_imports():
         requirement.split("==")[0].split("[")[0].strip().lower().replace("-", "_")
         for requirement in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     }
-    import_names = {"pil": "pillow", "sklearn": "scikit_learn", "streamlit_drawable_canvas": "streamlit_drawable_canvas"}
+    import_names = {"pil": "pillow", "sklearn": "scikit_learn", "skimage": "scikit_image", "streamlit_drawable_canvas": "streamlit_drawable_canvas"}
     imported = set()
     for source in (REPO / "core").rglob("*.py"):
         for node in ast.parse(source.read_text()).body:  # module level: what importing core needs

@@ -32,7 +32,7 @@ from core.training.callbacks import EpochLog, read_train_state
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout: core/runs/jobs.py
 # How long ``stop`` waits for a trainer to end; a trainer that keeps its heartbeat is never
 # killed (it ends after its current step or scoring phase), one that lost it for
 # ``training.HEARTBEAT_TIMEOUT_S`` is.

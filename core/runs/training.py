@@ -343,7 +343,7 @@ def package_versions() -> dict[str, str]:
 
 def code_version() -> str:
     """The git commit of the code (with ``-dirty`` for local changes), or a hash of ``core/``."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the checkout: core/runs/training.py
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
                                 capture_output=True, text=True, timeout=5)
