@@ -45,13 +45,13 @@ from IPython.display import Image, display
 
 from core.app import classify_view, datasets_view, figures, runs_view
 from core.common import images
-from core.evaluation import novelty
-from core.store.checkpoints import load_run_model
-from core.training.classifier import classify_images, prepare_images, recommended_settings, saliency
 from core.common.config import config_for
 from core.data.datasets import dataset_stats, load_dataset
-from core.store.store import RunStore
+from core.evaluation import novelty
 from core.runs.training import train
+from core.store.checkpoints import load_run_model
+from core.store.store import RunStore
+from core.training.classifier import classify_images, prepare_images, recommended_settings, saliency
 
 store = RunStore()  # $CONVGAN_HOME, shared with the dashboard and the CLI
 print(store)

@@ -45,10 +45,10 @@ from IPython.display import Image, display
 
 from core.app import datasets_view, figures, runs_view, sample_view
 from core.common import images
-from core.evaluation import sampling
-from core.runs import training
 from core.common.config import config_for
 from core.data.datasets import load_dataset
+from core.evaluation import sampling
+from core.runs import training
 from core.store.store import RunStore
 
 store = RunStore()  # $CONVGAN_HOME, shared with the dashboard and the CLI

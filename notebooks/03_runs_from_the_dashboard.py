@@ -41,13 +41,13 @@ from IPython.display import Image, display
 
 from core.app import datasets_view, figures, runs_view, share
 from core.common import images
-from core.runs import jobs
-from core.evaluation import sampling
-from core.store.checkpoints import checkpoint_path
 from core.common.config import config_for
+from core.evaluation import sampling
+from core.runs import jobs
 from core.runs.evaluation import evaluate_run
-from core.store.store import RunStore
 from core.runs.training import train
+from core.store.checkpoints import checkpoint_path
+from core.store.store import RunStore
 
 store = RunStore()  # $CONVGAN_HOME, shared with the dashboard and the CLI
 print(store)
