@@ -2,7 +2,7 @@
 and views whose controls live in the URL (``st.query_params``) so a copied link reopens them.
 
 Not a page itself (``app.py`` lists the pages). Logic without Streamlit lives in
-``core/app/*_view.py`` and ``core/app/share.py``.
+``core/app/`` (one ``*_view.py`` per page, ``run_actions.py``, ``demo_limits.py``, ``share.py``).
 """
 
 from __future__ import annotations
