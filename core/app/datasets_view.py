@@ -37,7 +37,6 @@ def save_upload(store: RunStore, filename: str, data: bytes, name: str | None = 
         UserError: wrong suffix, bad name, or a file ``core.data.datasets`` cannot use (nothing is kept then).
     """
     require_writable("uploading datasets")
-
     suffix = Path(filename).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
         raise DatasetError(f"{filename}: upload a .zip (one folder per class) or an .npz (arrays x, y)")

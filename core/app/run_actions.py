@@ -26,7 +26,6 @@ STARTER_MODELS: tuple[tuple[str, dict[str, Any]], ...] = (
 def launch(store: RunStore, config: Config) -> str:
     """Queue ``config`` as a background job (see ``core.runs.jobs.launch``); returns the run id."""
     require_writable("launching training")
-
     return jobs.launch(config, store)
 
 
@@ -50,21 +49,18 @@ def launch_starters(store: RunStore) -> list[str]:
 def stop(store: RunStore, run_id: str) -> dict[str, Any]:
     """Ask a running run to stop after its current step (does not wait)."""
     require_writable("stopping runs")
-
     return jobs.stop(store, run_id, wait=False)
 
 
 def cancel(store: RunStore, run_id: str) -> dict[str, Any]:
     """Take a queued run off the queue."""
     require_writable("cancelling runs")
-
     return jobs.cancel(store, run_id)
 
 
 def resume(store: RunStore, run_id: str, epochs: int | None = None) -> dict[str, Any]:
     """Continue a run in the background from its last checkpoint (see ``core.runs.jobs.resume``)."""
     require_writable("resuming runs")
-
     return jobs.resume(store, run_id, epochs=epochs, background=True)
 
 
@@ -78,7 +74,6 @@ def save_annotations(store: RunStore, run_id: str, tags: Sequence[str], note: st
         ReadOnlyError: demo mode.
         InvalidAnnotation: a tag or the note is not accepted; the run is unchanged.
     """
-
     require_writable("editing tags and notes")
     if len(note.strip()) > NOTE_MAX_LENGTH:
         raise InvalidAnnotation(f"the note has {len(note.strip()):,} characters; a note holds at most {NOTE_MAX_LENGTH:,}")
