@@ -128,7 +128,6 @@ def run_benchmark(settings: BenchSettings = BenchSettings(), *, dataset: str | N
 
 
 def _convnet_throughput(data, settings: BenchSettings, torch) -> tuple[dict[str, Any], Any]:
-
     config = config_for("convnet", dataset=data.info.name)
     keras.utils.set_random_seed(config.seed)
     # Augmentation is part of training, not of the architecture, and the Fashion-MNIST preset
@@ -161,7 +160,6 @@ def _convnet_throughput(data, settings: BenchSettings, torch) -> tuple[dict[str,
 
 
 def _dcgan_throughput(data, settings: BenchSettings, torch) -> tuple[dict[str, Any], Any]:
-
     config = config_for("dcgan", dataset=data.info.name)
     keras.utils.set_random_seed(config.seed)
     with training.data_parallel(config.batch_size):

@@ -12,7 +12,6 @@ PER_PAGE = 64
 
 @st.cache_data(max_entries=8, show_spinner="Computing statistics...")
 def stats(spec: str, version: float):
-
     return dataset_stats(ui.load_dataset(spec))
 
 

@@ -13,13 +13,11 @@ from pages import ui
 
 @st.cache_data(max_entries=32, show_spinner="Generating...")
 def generate(path: str, mtime: float, n: int, seed: int, label: int | None, truncation: float | None):
-
     return sampling.sample(ui.load_gan(path), n, seed=seed, label=label, truncation=truncation)
 
 
 @st.cache_data(max_entries=16, show_spinner="Interpolating...")
 def interpolation(path: str, mtime: float, seed_a: int, seed_b: int, steps: int, label: int | None):
-
     frames = sampling.interpolate(ui.load_gan(path), seed_a, seed_b, steps, label=label)
     return frames, sample_view.gif_bytes(frames)
 

@@ -194,7 +194,6 @@ def cmd_sample(args) -> int:
 
 
 def cmd_export(args) -> int:
-
     store = _store(args)
     run_id = store.resolve(args.run)
     result = export_run(store, run_id, args.out, format=args.format, epoch=args.epoch)

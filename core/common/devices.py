@@ -26,5 +26,4 @@ def list_devices() -> list[dict[str, Any]]:
 
 
 def has_gpu() -> bool:
-
     return any(device.platform == "gpu" for device in jax.local_devices())

@@ -176,7 +176,6 @@ def for_checkpoint(model, checkpoint: str | Path, data, *, save: bool = True) ->
 
 
 def _save(path: Path, novelty: Novelty) -> None:
-
     buffer = io.BytesIO()
     arrays = {name: np.asarray(getattr(novelty, name), np.float32) for name in _ARRAYS}
     np.savez(buffer, version=CACHE_VERSION, threshold=novelty.threshold, **arrays)

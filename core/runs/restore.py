@@ -63,7 +63,6 @@ def restore_file(store: RunStore, run_id: str, input_path: str | Path, out: str 
                         f"{MAX_INPUT_PIXELS:,}: crop or shrink it first")
     result: dict[str, Any] = {"run_id": run_id, "input_size": [width, height]}
     if family == "gan":
-
         model = sampling.load_gan(checkpoints.checkpoint_path(store, run_id, epoch))
         image = to_channels(image, model.image_shape[-1])
         holes = read_mask(mask, height, width)
@@ -71,7 +70,6 @@ def restore_file(store: RunStore, run_id: str, input_path: str | Path, out: str 
         restored, info = gan_prior.latent_inpaint(model, image, holes, seed=seed)
         result.update(task="inpaint", method="gan-prior", tiles=1, hole_pixels=int(holes.sum()), **info)
     else:
-
         config = config_from_dict(run["config"])
         model = checkpoints.load_run_model(store, run_id, epoch)
         model = getattr(model, "generator", model)  # pix2pix restores with its generator

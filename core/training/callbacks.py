@@ -261,7 +261,6 @@ class ProgressBar(keras.callbacks.Callback):
     """A tqdm progress bar with ETA over all steps of a run, on stderr (the CLI's ``train``)."""
 
     def on_train_begin(self, logs=None):
-
         self.steps = self.params.get("steps") or 0
         self.epochs = self.params.get("epochs") or 0
         self.bar = tqdm(total=self.steps * self.epochs, unit="step", file=sys.stderr, dynamic_ncols=True)

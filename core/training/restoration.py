@@ -64,7 +64,6 @@ def fit_restoration(config: RestorationConfig, data, ctx) -> dict[str, Any]:
     train_images = data.x_train[: config.train_images] if config.train_images else data.x_train
     batches = PairBatches(train_images, degradation, config.batch_size, seed=config.seed, epoch=ctx.initial_epoch)
     if ctx.resume_checkpoint is not None:
-
         model = checkpoints.load_model(ctx.resume_checkpoint)
         if model.name != config.model:
             raise ConfigError(f"checkpoint {Path(ctx.resume_checkpoint).name} holds a {model.name}, not {config.model}")
@@ -247,7 +246,6 @@ def _classifier_metrics(evaluator: EpochRestorationMetrics, data, config, store,
     if data.y_test is None:
         return {}
     try:
-
         store = store if store is not None else RunStore()
         run = find_classifier_run(store, config.dataset, config.image_size)
         if run is None:
