@@ -28,8 +28,6 @@ import keras
 from keras import layers
 
 from core.models.augment import augmentation_for
-from core.models.layers import BatchNormalization, Dropout, MaxPool2x2
-from core.models.patches import PatchConv2D
 
 MAX_FILTERS = 256
 # Up to this many pixels (20x20) the first layer is twice as wide: its full-resolution
@@ -79,19 +77,19 @@ def build_convnet(
         preset = augment if isinstance(augment, str) else None
         x = augmentation_for(input_shape, seed=seed, preset=preset)(x)
     filters = width or (32 if input_shape[0] * input_shape[1] <= SMALL_IMAGE_PIXELS else 16)
-    x = _conv_bn_relu(x, filters, "block0", conv=PatchConv2D)  # reads the images: few channels
+    x = _conv_bn_relu(x, filters, "block0")
     for index in range(1, num_pools(input_shape) + 1):
-        x = MaxPool2x2(name=f"pool{index}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
         filters = min(2 * filters, MAX_FILTERS)
         x = _conv_bn_relu(x, filters, f"block{index}")
     x = layers.Flatten(name="flatten")(x)
-    x = Dropout(dropout, seed=seed, name="dropout")(x)
+    x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
     x = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def _conv_bn_relu(x, filters, name, conv=layers.Conv2D):
-    x = conv(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+def _conv_bn_relu(x, filters, name):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
