@@ -185,7 +185,7 @@ def _fast_layer(layer):
         fast_class = StridedConv2D if _is_strided_4x4(layer) else PatchConv2D
         return fast_class.from_config({**layer.get_config(), "kernel_initializer": "zeros", "bias_initializer": "zeros"})
     if kind is layers.MaxPooling2D and _is_pool_2x2(layer):
-        return fast_layers.MaxPool2x2(name=layer.name, dtype=layer.dtype_policy)
+        return fast_layers.MaxPool2x2(name=layer.name, dtype=layer.dtype_policy.name)
     if kind is layers.BatchNormalization:
         return fast_layers.BatchNormalization.from_config(layer.get_config())
     if kind is layers.Dropout:
