@@ -46,14 +46,10 @@ EIGEN_CONVOLUTIONS_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_co
 def use_eigen_convolutions() -> None:
     """Run XLA:CPU's convolutions on Eigen rather than YNNPACK (JAX 0.10's default).
 
-    YNNPACK runs each convolution on one thread, and its weight gradients are slow at our
-    shapes: in a profile of one convnet step on the project's 2-core machine (AMD EPYC without
-    AVX-512), the three weight gradients took 31 of ~80 ms, the 1-channel first layer's at
-    2.7 GFLOP/s. Eigen splits each convolution over every core. Fashion-MNIST training, same
-    machine, side by side with PyTorch: convnet 1,610 -> 3,850 img/s on one device, DCGAN
-    137 -> 164-189 img/s on two (``docs/performance.md``). Applies to the CPU only, and must
-    run before JAX starts its backend; an ``XLA_FLAGS`` that already chooses YNNPACK fusion
-    types is left alone.
+    YNNPACK runs each convolution on one thread and its weight gradients are slow at this
+    project's shapes; Eigen splits each convolution over every core (``docs/performance.md``).
+    Applies to the CPU only, and must run before JAX starts its backend; an ``XLA_FLAGS`` that
+    already chooses YNNPACK fusion types is left alone.
     """
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_cpu_experimental_ynn_fusion_type" not in flags:
@@ -66,11 +62,9 @@ CPU_DEVICES_ENV = "CONVGAN_CPU_DEVICES"
 def cpu_device_count() -> int:
     """How many XLA devices the CPU is split into: ``$CONVGAN_CPU_DEVICES``, else one.
 
-    One device, because on it Eigen's convolutions already use every core and nothing waits
-    at all-reduces: the 28x28 DCGAN, which trained data-parallel over two devices until the
-    ninth look of ``docs/performance.md``, trains ~16 % faster on one device (with
-    ``run_cpu_programs_inline``), and classifiers already trained on one. ``N`` > 1 makes
-    every training run data-parallel over ``N`` CPU devices.
+    One device by default: Eigen's convolutions already use every core, and nothing waits at
+    all-reduces (``docs/performance.md``). ``N`` > 1 makes every training run data-parallel
+    over ``N`` CPU devices.
 
     Raises:
         BackendError: ``CONVGAN_CPU_DEVICES`` is not a whole number of at least 1.
@@ -119,11 +113,11 @@ def run_cpu_programs_inline() -> None:
 
     JAX's CPU client otherwise hands every program to a worker thread, and glibc serves a
     worker thread from a side arena of 64 MB heaps: a program whose temporary buffers do not
-    fit (80 MB for the 28x28 DCGAN step) gets fresh pages from the kernel at every step,
-    whatever ``keep_freed_memory`` says: 20,600 page faults per DCGAN step. Called from the
-    main thread (a training run, the CLI, a notebook), the buffers come from the main heap and
-    the step faults none. Nothing waits longer: a training step's results are read at every
-    step (``core.training.callbacks.WaitForEachStep``). Must run before JAX starts its CPU backend.
+    fit gets fresh pages from the kernel at every step, whatever ``keep_freed_memory`` says.
+    Called from the main thread (a training run, the CLI, a notebook), the buffers come from
+    the main heap and the step faults no pages. Nothing waits longer: a training step's results
+    are read at every step (``core.training.callbacks.WaitForEachStep``). Must run before JAX
+    starts its CPU backend.
     """
     import jax  # here, not at the top: core imports this module before it sets JAX's flags
 
@@ -138,14 +132,12 @@ KEPT_FREE_BYTES = 1 << 30
 def keep_freed_memory() -> bool:
     """Let glibc's malloc keep freed memory for reuse instead of returning it to the kernel.
 
-    XLA:CPU allocates a program's temporary buffers afresh at every execution: 80 MB for
-    the 28x28 DCGAN step. That is above glibc's largest threshold for serving an allocation
-    from its heap (32 MB), so each step mapped new pages and the kernel zeroed them on first
-    touch: 21,000 page faults and 20-25 % of the process's CPU time in the kernel per DCGAN
-    step on 2 cores. Served from the heap (no ``mmap`` allocations, heap trimmed only above
-    ``KEPT_FREE_BYTES`` free), the step faults no pages and trains 19-38 % faster
-    (``docs/performance.md``, eighth look). The price: the process keeps up to that much freed memory
-    mapped, so only training processes and the benchmark call this, not the dashboard.
+    XLA:CPU allocates a program's temporary buffers afresh at every execution; buffers above
+    glibc's largest threshold for serving an allocation from its heap (32 MB) are mapped anew
+    at each step, and the kernel zeroes the pages on first touch. Served from the heap (no
+    ``mmap`` allocations, heap trimmed only above ``KEPT_FREE_BYTES`` free), a step faults no
+    pages (``docs/performance.md``). The price: the process keeps up to that much freed
+    memory mapped, so only training processes and the benchmark call this, not the dashboard.
 
     Returns:
         True when malloc took the settings (glibc); False where it has no ``mallopt``.

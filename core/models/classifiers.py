@@ -12,6 +12,7 @@ from keras import ops, saving
 
 from core.common.errors import ConfigError
 from core.models.convnet import build_convnet
+from core.models.fast import for_device
 from core.models.resnet import build_resnet
 
 CLASSIFIERS = {"convnet": build_convnet, "resnet": build_resnet}
@@ -23,7 +24,7 @@ def build_classifier(name, input_shape, num_classes, *, augment=True, seed=0) ->
 
     Args:
         name: ``convnet`` (small, fast, the default) or ``resnet`` (residual, more accurate
-            on colour images, ~3-10x slower per image on CPU).
+            on colour images, several times slower per image).
         input_shape: ``(height, width, channels)`` of the images; 8 to 64 pixels a side is
             the tested range, larger works.
         num_classes: number of classes, at least 2.
@@ -34,7 +35,8 @@ def build_classifier(name, input_shape, num_classes, *, augment=True, seed=0) ->
 
     Returns:
         A ``keras.Model`` from raw pixel values (0..255) to class probabilities, with its
-        last dense layer named ``logits``.
+        last dense layer named ``logits``; in its fast form on the CPU
+        (``core.models.fast.for_device``).
 
     Raises:
         ConfigError: unknown model name, bad input shape or class count.
@@ -49,7 +51,8 @@ def build_classifier(name, input_shape, num_classes, *, augment=True, seed=0) ->
         )
     if int(num_classes) < 2:
         raise ConfigError(f"a classifier needs at least 2 classes, got {num_classes}")
-    return CLASSIFIERS[name](input_shape, int(num_classes), augment=augment, seed=int(seed))
+    model = CLASSIFIERS[name](input_shape, int(num_classes), augment=augment, seed=int(seed))
+    return for_device(model)
 
 
 @saving.register_keras_serializable(package="convgan")

@@ -8,15 +8,13 @@ between resolutions and the channel count doubling at each pool::
 The number of pools depends on the input (``num_pools``): the last feature map is 4 to 7
 pixels on its shorter side (8x8 digits: one pool; 28x28: two; 32x32: three; 64x64: four).
 
-Why this shape (measured on 2 shared CPU cores, Fashion-MNIST, 5 epochs, batch 128):
-- XLA:CPU time grows with multiply-adds and with the memory traffic of full-resolution
+Why this shape (measurements in ``docs/performance.md``):
+- CPU time grows with multiply-adds and with the memory traffic of full-resolution
   activations, so the full-resolution layer is narrow (16 channels) and there is one
-  convolution per resolution: a second 3x3 conv at 14x14 or 7x7 cost ~50% more time per
-  step, widening to 24-48-96 ~2x (their accuracy was not measured; ``resnet`` is the larger
-  model).
-- Batch norm: +0.8 points of test accuracy (0.919 vs 0.912) for ~12% more time per step.
-- A flatten head beats global average pooling by ~8 points at this size (0.89 vs 0.81 with
-  augmentation): the spatial layout of a 7x7 map still carries class information.
+  convolution per resolution (``resnet`` is the larger model).
+- Batch norm buys test accuracy for a little more time per step.
+- A flatten head beats global average pooling at this size: the spatial layout of a 7x7 map
+  still carries class information.
 - Small images (8x8 digits) start at 32 channels instead of 16 (``SMALL_IMAGE_PIXELS``).
 """
 
@@ -28,18 +26,13 @@ import keras
 from keras import layers
 
 from core.models.augment import augmentation_for
-from core.models.layers import BatchNormalization, Dropout, MaxPool2x2
-from core.models.patches import PatchConv2D
 
 MAX_FILTERS = 256
-# Up to this many pixels (20x20) the first layer is twice as wide: its full-resolution
-# activations are still smaller than 28x28 at width 16, and on the 8x8 digits width 32 gave
-# 0.987 mean test accuracy over 5 seeds (min 0.981) against 0.976 (min 0.969) for width 16.
+# Up to this many pixels (20x20) the first layer is twice as wide: its activations are still
+# smaller than 28x28 at width 16, and it is more accurate on the 8x8 digits.
 SMALL_IMAGE_PIXELS = 400
-# Batch-norm moving averages forget with time constant 1 / (1 - momentum) = 5 steps: a short
-# run (3 epochs of 8x8 digits at batch 128 = 33 steps) otherwise ends with statistics that
-# lag the weights (test accuracy 0.75 with momentum 0.9, 0.93 with 0.8, same training).
-# Long runs end on a learning rate near 0, where any momentum converges.
+# Batch-norm moving averages forget with time constant 1 / (1 - momentum) = 5 steps, so a short
+# run does not end with statistics that lag the weights.
 BN_MOMENTUM = 0.8
 
 
@@ -79,19 +72,19 @@ def build_convnet(
         preset = augment if isinstance(augment, str) else None
         x = augmentation_for(input_shape, seed=seed, preset=preset)(x)
     filters = width or (32 if input_shape[0] * input_shape[1] <= SMALL_IMAGE_PIXELS else 16)
-    x = _conv_bn_relu(x, filters, "block0", conv=PatchConv2D)  # reads the images: few channels
+    x = _conv_bn_relu(x, filters, "block0")
     for index in range(1, num_pools(input_shape) + 1):
-        x = MaxPool2x2(name=f"pool{index}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{index}")(x)
         filters = min(2 * filters, MAX_FILTERS)
         x = _conv_bn_relu(x, filters, f"block{index}")
     x = layers.Flatten(name="flatten")(x)
-    x = Dropout(dropout, seed=seed, name="dropout")(x)
+    x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
     x = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def _conv_bn_relu(x, filters, name, conv=layers.Conv2D):
-    x = conv(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+def _conv_bn_relu(x, filters, name):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)

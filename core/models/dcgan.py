@@ -1,21 +1,17 @@
-"""DCGAN (Radford et al. 2016), sized for 8x8 to 64x64 images and fast on CPU.
+"""DCGAN (Radford et al. 2016), sized for 8x8 to 64x64 images.
 
-Generator: latent -> dense -> (start x start x C) -> [2x upsample + 3x3 conv, batch norm, ReLU]
-per doubling -> 3x3 conv -> tanh. The start size is 2x2 for 8x8 images, 7x7 for 28x28, 4x4 for
-32x32 and 64x64 (:func:`generator_plan`). Upsampling is ``UpConv2D`` (nearest + conv), ~6x faster
-than ``Conv2DTranspose`` on XLA:CPU (numbers in ``core/models/upsample.py``).
+Generator: latent -> dense -> (start x start x C) -> [2x nearest upsample + 3x3 conv, batch norm,
+ReLU] per doubling -> 3x3 conv -> tanh. The start size is 2x2 for 8x8 images, 7x7 for 28x28, 4x4
+for 32x32 and 64x64 (:func:`generator_plan`). Upsample + conv rather than ``Conv2DTranspose``:
+no checkerboard artifacts, and much faster on a CPU (``docs/performance.md``).
 
 Discriminator: a 3x3 stride-1 "stem" conv at full resolution, then [4x4 conv stride 2,
-LeakyReLU(0.2)] per halving, flatten, dense -> one logit. The stem made the discriminator
-strong enough to teach the generator in a short run: on digits after 30 epochs fid_cls (EMA)
-went from 40 to 23. No batch norm (the training step needs a stateless discriminator; see
-``gan_base.GAN``). The stride-2 convolutions are ``StridedConv2D``: XLA's input gradient
-of a strided convolution (needed to reach the stem's weights, and to pass the generator its
-gradient) is a zero-dilated convolution, 1.3-2.3x slower than the phase-kernel form
-(``core/models/downsample.py``). The image-side convolutions (the generator's last, the
-discriminator's stem) are ``PatchConv2D``: with a grayscale image on one side they run as
-matrix products (``core/models/patches.py``), +2-4 % DCGAN img/s on 28x28 images (medians of
-10 and 12 alternating rounds in one process, AMD EPYC with AVX-512).
+LeakyReLU(0.2)] per halving, flatten, dense -> one logit. The stem makes the discriminator
+strong enough to teach the generator in a short run. No batch norm (the training step needs a
+stateless discriminator; see ``gan_base.GAN``).
+
+Every layer here is a stock Keras layer; on the CPU ``core.models.fast`` substitutes the fast
+forms when the GAN is built.
 
 Loss: the non-saturating loss, ``d_loss = softplus(-D(x)) + softplus(D(G(z)))`` and
 ``g_loss = softplus(-D(G(z)))`` (means over the batch). Optimizers: Adam(2e-4, beta_1 0.5)
@@ -29,11 +25,7 @@ import keras
 from keras import layers, ops, saving
 
 from core.common.errors import ConfigError
-from core.models.downsample import StridedConv2D
 from core.models.gan_base import GAN
-from core.models.layers import BatchNormalization
-from core.models.patches import PatchConv2D
-from core.models.upsample import UpConv2D
 
 MAX_CHANNEL_MULTIPLIER = 8  # channels never exceed 8 * width
 # PyTorch's default (its momentum=0.1), as in the reference DCGAN; Keras' 0.99 lags ~10x
@@ -73,23 +65,24 @@ def generator_trunk(inputs, image_shape, width: int):
     start, doublings = generator_plan(image_shape)
     channels = _channels(width, doublings)
     x = layers.Dense(start * start * channels, use_bias=False, name="project")(inputs)
-    x = BatchNormalization(momentum=BN_MOMENTUM, name="project_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="project_bn")(x)
     x = layers.ReLU()(x)
     x = layers.Reshape((start, start, channels))(x)  # (batch, start, start, channels)
     for level in range(doublings - 1, -1, -1):
-        x = UpConv2D(_channels(width, level), use_bias=False, name=f"up{level}")(x)
-        x = BatchNormalization(momentum=BN_MOMENTUM, name=f"up{level}_bn")(x)
+        x = layers.UpSampling2D(2, name=f"up{level}")(x)
+        x = layers.Conv2D(_channels(width, level), 3, padding="same", use_bias=False, name=f"up{level}_conv")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"up{level}_bn")(x)
         x = layers.ReLU()(x)
-    return PatchConv2D(image_shape[-1], 3, padding="same", activation="tanh", name="to_image")(x)
+    return layers.Conv2D(image_shape[-1], 3, padding="same", activation="tanh", name="to_image")(x)
 
 
 def discriminator_features(images, image_shape, width: int):
     """Downsampling body of the discriminator: images -> flat features (no batch norm)."""
     _, doublings = generator_plan(image_shape)
-    x = PatchConv2D(width, 3, padding="same", name="stem")(images)
+    x = layers.Conv2D(width, 3, padding="same", name="stem")(images)
     x = layers.LeakyReLU(0.2)(x)
     for level in range(doublings):
-        x = StridedConv2D(_channels(width, level + 1), 4, strides=2, padding="same", name=f"down{level}")(x)
+        x = layers.Conv2D(_channels(width, level + 1), 4, strides=2, padding="same", name=f"down{level}")(x)
         x = layers.LeakyReLU(0.2)(x)
     return layers.Flatten()(x)
 

@@ -6,19 +6,12 @@ convolution, which XLA lowers to a convolution of the output gradient dilated wi
 A discriminator needs that gradient twice per GAN step (to reach its earlier layers' weights,
 and to pass the generator its gradient). :class:`StridedConv2D` computes it instead as one
 stride-1 2x2 convolution of the undilated gradient with four "phase" kernels, whose outputs
-are interleaved (``core.models.upsample.phase_upsample``, as in ``UpConv2D``). Measured on 2 CPU
-cores (AMD EPYC, Eigen convolutions, one device), 4x4 kernels, batch 64, input gradient
-alone:
-
-=========================  ==================  =================
-input -> output            lhs-dilated (ms)    phase kernels (ms)
-=========================  ==================  =================
-28x28x32 -> 14x14x64       23-26               11
-14x14x64 -> 7x7x128        15                  11-12
-=========================  ==================  =================
+are interleaved (``core.models.upsample.phase_upsample``, as in ``UpConv2D``).
 
 The forward pass and the weight gradient are XLA's own; outputs and both gradients equal
 ``keras.layers.Conv2D``'s to float32 rounding (``tests/models/test_layers.py``).
+``core.models.fast`` substitutes it for 4x4 stride-2 ``Conv2D`` layers on the CPU;
+``docs/performance.md`` has the measurements.
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ import keras
 import numpy as np
 from keras import ops, saving
 
+from core.models.fast import for_device
+
 # Rows per call of the compiled sampling function: every request is padded to a multiple of
 # this, so the function compiles once and a latent gives the same pixels in any batch.
 GENERATE_BATCH = 64
@@ -133,9 +135,7 @@ class GAN(keras.Model):
         num_classes: classes of a conditional model (0 for unconditional ones).
         width: channels of the generator's last and the discriminator's first block; they
             double towards the low-resolution end (capped at ``8 * width``). 32 by default:
-            on digits (8x8, 30 epochs, 2 CPU cores) width 16 trains dcgan 2.7x faster (20 s vs
-            53 s) at the same fid_cls (~23), but cgan (label_accuracy 0.82 vs 0.99) and
-            wgan-gp (fid_cls 88 vs 34) need 32.
+            cgan and wgan-gp need it (``docs/performance.md``).
         ema_decay: decay of the EMA of the generator's weights (see ``_ema_update``).
         seed: seed of the noise drawn during training.
     """
@@ -155,11 +155,11 @@ class GAN(keras.Model):
         self.seed = int(seed)
         if self.conditional and self.num_classes < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 classes, got num_classes={self.num_classes}")
-        self.generator = self.build_generator("generator")
-        self.discriminator = self.build_discriminator("discriminator")
+        self.generator = for_device(self.build_generator("generator"))
+        self.discriminator = for_device(self.build_discriminator("discriminator"))
         if self.discriminator.non_trainable_variables:
             raise ValueError("the discriminator must be stateless (no batch norm or other non-trainable state)")
-        self.ema_generator = self.build_generator("ema_generator")
+        self.ema_generator = for_device(self.build_generator("ema_generator"))
         self.ema_generator.trainable = False
         for ema_variable, variable in zip(self.ema_generator.variables, self.generator.variables, strict=True):
             # A copy: two variables sharing one buffer break the trainer's buffer donation.
@@ -208,11 +208,9 @@ class GAN(keras.Model):
         """Discriminator logits ``(real_logits, fake_logits)``, both from one pass.
 
         The pass sees real and fake images interleaved (real ``i`` then fake ``i``), not
-        concatenated: with the batch split over devices each device then keeps its own rows.
-        Concatenating put all real images on the first device and all fakes on the second, an
-        all-to-all and a collective-permute per step that cost ~8 % of a data-parallel DCGAN
-        step on 2 CPU cores. The discriminators have no batch norm, so every image's logit
-        depends on that image alone and the order changes nothing.
+        concatenated: with the batch split over devices each device then keeps its own rows,
+        with no all-to-all between them. The discriminators have no batch norm, so every
+        image's logit depends on that image alone and the order changes nothing.
         """
         images = _interleave(real, fake)
         both_labels = None if labels is None else _interleave(labels, labels)

@@ -1,24 +1,14 @@
-"""Small layers that are faster on XLA:CPU than their general Keras counterparts.
+"""Layers that compute what a stock Keras layer computes, in a form faster on XLA:CPU.
 
-``keras.layers.MaxPooling2D`` lowers to ``reduce_window``, whose backward pass
-(``select_and_scatter_add``) took ~29 ms of a ~58 ms training step of a small ConvNet on
-2 CPU cores. For the common 2x2, stride-2 case the windows do not overlap, so the same pool
-is a reshape to ``(batch, h/2, 2, w/2, 2, channels)`` and a max over the two window axes,
-whose gradient (``_max_pool_2x2``) is an elementwise compare-and-select. Fashion-MNIST
-``convnet`` training on 2 cores (data-parallel over two CPU devices, 3 runs of 5 x 40 steps
-each, best round): four strided slices and ``maximum`` 4,800-5,200 img/s, the reshape with
-JAX's own gradient of ``max`` 5,800-5,900 img/s, with the compare-and-select gradient
-6,300-6,400 img/s; ``MaxPooling2D`` made the step 3.4x slower than the slices. (Alone, fwd +
-bwd of one ReLU + pool on (128, 26, 26, 32), the slices were faster: 1.4 ms against 6.3 ms;
-inside the fused training step they were not.)
+- :class:`MaxPool2x2`: ``MaxPooling2D(2)`` as a reshape and a max, whose gradient is an
+  elementwise compare-and-select instead of ``reduce_window``'s ``select_and_scatter_add``.
+- :class:`BatchNormalization`: both batch moments from one pass over the data (one reduction,
+  one all-reduce when the batch is split over devices).
+- :class:`Dropout`: the mask from XLA's random-bit generator in one fused pass.
 
-``keras.layers.BatchNormalization`` computes a batch's mean and then its variance, two
-dependent reductions; when the batch is split over devices, each is a separate all-reduce
-and a point where both devices wait for each other. :class:`BatchNormalization` computes both
-moments in one pass (+3-6 % convnet img/s on 2 cores, same measurement).
-
-Every layer here is registered under the ``convgan`` package, so a saved model reloads with
-plain ``keras.saving.load_model(path)``.
+``core.models.fast`` substitutes them for the stock layers on the CPU; ``docs/performance.md``
+has the measurements. Each is registered under the ``convgan`` package, so checkpoints that
+hold them load once ``core.models`` is imported.
 """
 
 from __future__ import annotations
@@ -32,7 +22,7 @@ CHANNELS_LAST = ("NHWC", "HWIO", "NHWC")
 
 
 class FastPathConv2D(layers.Conv2D):
-    """``keras.layers.Conv2D`` with a faster formulation of some of its cases.
+    """``keras.layers.Conv2D`` with another formulation of some of its cases (base class).
 
     A subclass says which cases (``_fast``) and computes them without bias (``_fast_conv``);
     bias and activation are Conv2D's, and every other case is plain Conv2D. Weights are
@@ -78,11 +68,9 @@ class MaxPool2x2(layers.Layer):
 def _max_pool_2x2(x):
     """2x2 max of even-sided channels-last ``x``; the gradient flows to each window's maximum.
 
-    JAX's own gradient of ``max`` also counts the maxima of each window, to share the gradient
-    between ties: a reduction over the full-resolution tensor that cost ~12 % of a convnet
-    step. Here every input equal to its window's maximum gets the whole gradient (ties need a
-    window of equal floats; after a ReLU their common value is 0, where the ReLU passes no
-    gradient anyway).
+    Every input equal to its window's maximum gets the whole gradient, which skips the count
+    of maxima JAX's own gradient of ``max`` makes (ties need a window of equal floats; after a
+    ReLU their common value is 0, where the ReLU passes no gradient anyway).
     """
     batch, height, width, channels = x.shape
     windows = ops.reshape(x, (-1, height // 2, 2, width // 2, 2, channels))
@@ -101,7 +89,7 @@ def _max_pool_2x2(x):
 class SeedStateMixin:
     """Saves and restores a layer's ``SeedGenerator`` states with its weights.
 
-    Keras 3.15 saves neither layer seed generators nor their states, so a reloaded model's
+    Keras saves neither layer seed generators nor their states, so a reloaded model's
     dropout and augmentation would restart their random streams from the beginning and a
     resumed run would not repeat the uninterrupted one. Files without the states (older
     checkpoints) load with fresh generators.
@@ -127,13 +115,11 @@ class Dropout(SeedStateMixin, layers.Dropout):
     """``keras.layers.Dropout`` whose random state is saved with the model, and whose mask
     comes from XLA's random-bit generator.
 
-    Keras draws the mask with ``jax.random.bernoulli``, whose Threefry rounds XLA:CPU runs as
-    a loop that stores the whole state between rounds: 1.6 ms for the convnet's 128 x 3,136
-    mask on 2 cores, 9 % of its training step. ``lax.rng_bit_generator`` runs the same
-    Threefry-2x32 cipher in one fused pass (0.5 ms); an element is kept when its 32 random
+    ``lax.rng_bit_generator`` runs the Threefry-2x32 cipher in one fused pass, where XLA:CPU
+    runs ``jax.random.bernoulli``'s rounds as a loop. An element is kept when its 32 random
     bits are at least ``rate * 2**32``, so the keep probability is ``1 - rate`` to 2e-10. The
     layer's ``SeedGenerator`` keys it, so masks are reproducible from the seed and saved with
-    the model as before, but they are not the masks Keras' layer draws from the same seed.
+    the model, but they are not the masks Keras' layer draws from the same seed.
     """
 
     def call(self, inputs, training=False):

@@ -1,10 +1,9 @@
 """Convolutions with few input channels or few filters, as matrix products.
 
-A model's first convolution reads the images themselves: one channel (digits, Fashion-MNIST)
-or three (CIFAR-10); a generator's last one writes them. XLA:CPU's convolution (Eigen) is slow
-at so short a contraction or so narrow an output: the forward pass of a 3x3 convolution of
-128 28x28x1 images into 16 channels ran at 13 GFLOP/s. :class:`PatchConv2D` computes these
-cases as one fused elementwise pass or as matrix products:
+A model's first convolution reads the images themselves (one or three channels); a
+generator's last one writes them. XLA:CPU's convolution is slow at so short a contraction or
+so narrow an output. :class:`PatchConv2D` computes these cases as one fused elementwise pass
+or as matrix products:
 
 - **fewest input channels** (at most ``TAP_SUM_CHANNELS``): the sum, over kernel taps and
   input channels, of the shifted input channel times the tap's row of filters, which XLA
@@ -15,59 +14,16 @@ cases as one fused elementwise pass or as matrix products:
   (``rows * cols * filters`` values per pixel), then the sum of those products shifted into
   place ("overlap-add", the adjoint of building patches).
 
-Forward pass, few input channels, on 2 CPU cores (Intel Xeon with AVX-512, one XLA device,
-Eigen convolutions), 3x3 kernels, "same" padding, ms:
-
-=======================  =========  ============
-input -> filters         Conv2D     PatchConv2D
-=======================  =========  ============
-128x28x28x1 -> 16        2.22       1.48
-128x28x28x1 -> 32        2.51       1.49
-128x28x28x2 -> 32        2.75       1.71
-64x28x28x4 -> 32         1.81       1.39
-128x32x32x3 -> 32        4.08       3.22
-128x28x28x8 -> 16        2.31       16.1
-=======================  =========  ============
-
-Against the tap sum, on 2 cores of an Intel Xeon with AVX-512 and AMX (one XLA device, Eigen
-convolutions), 3x3 kernels, "same" padding, forward pass, ms:
-
-=======================  =========  ============  =======
-input -> filters         Conv2D     patch matrix  tap sum
-=======================  =========  ============  =======
-128x28x28x1 -> 16        1.94       1.06          0.29
-64x28x28x1 -> 32         1.14       0.72          0.22
-128x28x28x2 -> 32        2.20       1.47          0.72
-128x32x32x3 -> 32        3.69       7.09          2.09
-64x64x64x3 -> 32         12.47      22.46         10.22
-64x28x28x4 -> 32         1.58       1.09          1.39
-=======================  =========  ============  =======
-
-The patch matrix grows with the channel count and loses beyond a few channels (the last row),
-so only inputs (or filters) of at most ``MAX_CHANNELS`` take this path. The input gradient of
-a stride-1 "same" convolution is the convolution of the output gradient with the kernel
-rotated 180 degrees and its channels swapped, so one input channel becomes one filter and
-the other way round: with one channel on the thin side (``GRADIENT_CHANNELS``) the input
-gradient is the other fast form, and a one-filter layer's weight gradient the input against
-the output gradient's patches. Forward, input gradient and weight gradient, ms, on 2 cores
-of an AMD EPYC (Zen 4, AVX-512), one XLA device (the DCGAN discriminator's stem and the
-generator's last convolution on 28x28 images):
-
-=======================  ====================  ====================
-input -> filters         Conv2D fwd/dx/dW      PatchConv2D fwd/dx/dW
-=======================  ====================  ====================
-128x28x28x1 -> 32        3.57 / 3.58 / 1.82    2.61 / 1.55 / 1.75
-64x28x28x1 -> 32         1.58 / 2.24 / 0.79    1.39 / 1.11 / 0.71
-64x28x28x32 -> 1         2.15 / 1.69 / 2.10    0.53 / 0.65 / 1.88
-64x64x64x32 -> 1         10.9 / 18.3 / 27.9    3.96 / 15.4 / 21.9
-64x32x32x32 -> 3         5.82 / 2.87 / 8.83    2.14 / 3.66 / 6.48
-64x64x64x32 -> 3         24.8 / 21.7 / 42.4    28.9 / 33.3 / 60.1
-=======================  ====================  ====================
-
-(the last two rows measured with the one-channel gradients applied to three channels: they
-lost, so three-channel layers take XLA's gradients). Every other case (and "valid" padding)
-takes XLA's gradients of the same convolution. Outputs and gradients equal
-``keras.layers.Conv2D``'s to float32 rounding (``tests/models/test_layers.py``).
+The patch matrix grows with the channel count and loses beyond a few channels, so only inputs
+(or filters) of at most ``MAX_CHANNELS`` take this path. The input gradient of a stride-1
+"same" convolution is the convolution of the output gradient with the kernel rotated 180
+degrees and its channels swapped, so one input channel becomes one filter and the other way
+round: with one channel on the thin side (``GRADIENT_CHANNELS``) the input gradient is the
+other fast form, and a one-filter layer's weight gradient the input against the output
+gradient's patches. Every other case (and "valid" padding) takes XLA's gradients of the same
+convolution. Outputs and gradients equal ``keras.layers.Conv2D``'s to float32 rounding
+(``tests/models/test_layers.py``); the measurements behind the thresholds are in
+``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -81,8 +37,8 @@ from keras import saving
 
 from core.models.layers import CHANNELS_LAST, FastPathConv2D
 
-MAX_CHANNELS = 4  # forward pass: measured faster up to 4 input channels, slower at 8 (tables above)
-TAP_SUM_CHANNELS = 3  # up to this many input channels the tap sum beats the patch product (table above)
+MAX_CHANNELS = 4  # forward pass: faster up to 4 input channels, slower at 8 (docs/performance.md)
+TAP_SUM_CHANNELS = 3  # up to this many input channels the tap sum beats the patch product
 GRADIENT_CHANNELS = 1  # gradients: faster with one channel on the thin side, not always with 3
 
 
@@ -194,7 +150,7 @@ def _backward(padding, residuals, upstream):
     # The input gradient is the same kind of convolution with the flipped kernel, its channel
     # counts swapped: one input channel becomes one filter and the other way round.
     input_gradient = _fast_form(upstream, _flipped(kernel), "same")
-    if x.shape[-1] <= GRADIENT_CHANNELS:  # XLA's own weight gradient was as fast here (table above)
+    if x.shape[-1] <= GRADIENT_CHANNELS:  # XLA's own weight gradient is as fast here
         (kernel_gradient,) = jax.linear_transpose(lambda k: _conv(x, k, "same"), kernel)(upstream)
     else:
         kernel_gradient = _kernel_gradient_few_filters(x, upstream, kernel.shape)
@@ -208,6 +164,8 @@ patch_conv.defvjp(_forward, _backward)
 class PatchConv2D(FastPathConv2D):
     """``keras.layers.Conv2D`` computed as a tap sum or matrix products when its inputs or its
     filters number at most ``MAX_CHANNELS`` (see the module docstring).
+
+    ``core.models.fast`` substitutes it for ``Conv2D`` on the CPU.
 
     Takes Conv2D's arguments; with stride 1, no dilation or groups, "valid" padding or
     "same" with an odd kernel, and few input channels or few filters it computes the same

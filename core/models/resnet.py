@@ -10,15 +10,12 @@ count doubling::
 
 The pool count follows ``convnet.num_pools`` (the last map is 4-7 pixels a side). Pooling
 before each stage, not strided convolutions, keeps every 3x3 convolution at the lower
-resolution, which on XLA:CPU is where the time goes; the pool is the fast ``MaxPool2x2``.
+resolution, which on a CPU is where the time goes.
 The shortcut is the identity where the channel count stays, else a 1x1 convolution.
 
-Measured on Fashion-MNIST (2 shared CPU cores): width 16 with a flatten head, no augmentation
-and label smoothing 0.1 reached 0.934 test accuracy in 12 epochs (~2.5x the convnet's time per
-image); the same width with global average pooling and shift/flip augmentation reached only
-0.926 in 15 epochs. Grayscale data therefore gets width 16; colour images, the harder case
-this model is meant for, width 32 (4x the multiply-adds; not measured here, as there is no
-CIFAR-10 on this machine).
+Grayscale data gets width 16 with a flatten head (more accurate than global average pooling
+on Fashion-MNIST; ``docs/performance.md``); colour images, the harder case this model is
+meant for, width 32 (4x the multiply-adds).
 """
 
 from __future__ import annotations
@@ -28,8 +25,6 @@ from keras import layers
 
 from core.models.augment import augmentation_for
 from core.models.convnet import BN_MOMENTUM, MAX_FILTERS, num_pools
-from core.models.layers import BatchNormalization, Dropout, MaxPool2x2
-from core.models.patches import PatchConv2D
 
 
 def build_resnet(
@@ -66,25 +61,25 @@ def build_resnet(
         preset = augment if isinstance(augment, str) else None
         x = augmentation_for(input_shape, seed=seed, preset=preset)(x)
     filters = width or (32 if input_shape[-1] == 3 else 16)
-    x = _conv_bn(x, filters, "stem", conv=PatchConv2D)  # reads the images: few channels
+    x = _conv_bn(x, filters, "stem")
     x = layers.ReLU(name="stem_relu")(x)
     for stage in range(1, num_pools(input_shape) + 1):
-        x = MaxPool2x2(name=f"pool{stage}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
         filters = min(2 * filters, MAX_FILTERS)
         x = _residual_block(x, filters, f"stage{stage}")
     if head == "flatten":
         x = layers.Flatten(name="flatten")(x)
     else:
         x = layers.GlobalAveragePooling2D(name="global_pool")(x)
-    x = Dropout(dropout, seed=seed, name="dropout")(x)
+    x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
     x = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def _conv_bn(x, filters, name, kernel_size=3, conv=layers.Conv2D):
-    x = conv(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    return BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+def _conv_bn(x, filters, name, kernel_size=3):
+    x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
 
 
 def _residual_block(x, filters, name):

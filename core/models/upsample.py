@@ -1,30 +1,12 @@
-"""Fast 2x upsampling for generators on XLA:CPU.
+"""2x nearest upsampling followed by a convolution, in one pass without the upsampled tensor.
 
-``Conv2DTranspose`` lowers to a convolution with a dilated input (``lhs_dilation``), which
-XLA:CPU runs through a slow generic path. Measured with two CPU cores (``taskset -c 2,3`` on
-an otherwise idle 16-core Xeon, JAX 0.11, Keras 3.15), batch 64, best of 5 x 10 runs:
-
-=============================================  ==============  ===============  ==============
-formulation                                    7x7x128 ->      14x14x64 ->      DCGAN step,
-                                               14x14x64 (ms)   28x28x32 (ms)    28x28 (ms)
-                                               fwd + bwd       fwd + bwd        G + D updates
-=============================================  ==============  ===============  ==============
-``Conv2DTranspose(k=4, strides=2)``            311             598              910
-``UpSampling2D(2)`` + ``Conv2D(3)``             44              66              214
-nearest by broadcast/reshape + ``Conv2D(3)``    49              60              220
-sub-pixel: ``Conv2D(4f, 3)`` + depth_to_space   51              55              244
-**UpConv2D**: row 2 as one 2x2 conv on the      41              49              189
-low-resolution input (4 phase kernels)
-=============================================  ==============  ===============  ==============
-
-(The step: generator 7x7x128 -> 14x14x64 -> 28x28x32 -> 28x28x1, discriminator of three
-stride-2 4x4 convolutions; on this 2-core machine, shared, the same ordering held with
-+-30 % noise.) :class:`UpConv2D` computes exactly ``UpSampling2D(2)`` followed by a 3x3
-``"same"`` convolution (no checkerboard artifacts; Odena et al. 2016), but without building
-the upsampled tensor: output pixel ``(2i + a, 2j + b)`` sees only a 2x2 neighbourhood of the
-input, so the 3x3 kernel folds into four 2x2 "phase" kernels (2.25x fewer multiply-adds) applied
-as one 2x2 convolution with ``4 * filters`` outputs, whose phases are then interleaved.
-Sub-pixel convolution is as fast but has 4x the parameters and is not the same function.
+:class:`UpConv2D` computes exactly ``UpSampling2D(2)`` followed by a 3x3 ``"same"``
+convolution (no checkerboard artifacts; Odena et al. 2016), but output pixel ``(2i + a, 2j +
+b)`` sees only a 2x2 neighbourhood of the input, so the 3x3 kernel folds into four 2x2
+"phase" kernels (2.25x fewer multiply-adds) applied as one 2x2 convolution with
+``4 * filters`` outputs, whose phases are then interleaved. ``core.models.fast`` substitutes
+it for the stock pair on the CPU; ``docs/performance.md`` compares it with
+``Conv2DTranspose``, the stock pair and sub-pixel convolution.
 """
 
 from __future__ import annotations
@@ -60,8 +42,7 @@ def fold_phase_kernels(taps, kernel):
     Tap ``(r, s)`` of phase ``(a, b)`` (output channels ``(2 * a + b) * out`` onwards) is the
     sum of the kernel taps ``(u, v)`` with ``taps[a, r, u]`` and ``taps[b, s, v]`` set, the
     einsum ``aru,bsv,uvio->rsiabo`` written as sums of kernel slices: XLA fuses them into one
-    elementwise pass, where the einsum ran as two small matrix products per call (~0.7 ms
-    each inside a DCGAN step, 2.9 ms of it; ``docs/performance.md``).
+    elementwise pass, where it runs the einsum as two small matrix products per call.
 
     Args:
         taps: a 0/1 NumPy array ``(2 phases, 2 taps, rows)``.
@@ -117,7 +98,7 @@ def interleave_phases(y):
 
     Its gradient is written as one stack of four padded phases. Differentiated, the slices
     above become four zero-padded copies of the whole window tensor and a sum of them, which XLA
-    left as separate passes (~4 ms of a 28x28 DCGAN step for the 14x14 -> 28x28 layer).
+    leaves as separate passes.
     """
     return _interleave(y)
 
@@ -147,9 +128,8 @@ class UpConv2D(layers.Layer):
 
     Equivalent to ``UpSampling2D(2)`` then ``Conv2D(filters, kernel_size, padding="same")`` with
     the same kernel and bias (outputs and gradients; the weights live in the ``conv``
-    sub-layer, so they can be copied either way), about 5x faster per DCGAN step than a
-    ``Conv2DTranspose`` of stride 2 on XLA:CPU (see the module docstring). Kernel size 3 with
-    known height and width uses the folded phase kernels; other cases upsample, then convolve.
+    sub-layer, so they can be copied either way). Kernel size 3 with known height and width
+    uses the folded phase kernels; other cases upsample, then convolve.
 
     Args:
         filters: output channels.

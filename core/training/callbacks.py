@@ -224,10 +224,9 @@ class WaitForEachStep(keras.callbacks.Callback):
     Without a per-step callback Keras runs ahead: it launches step ``n + 1`` while step ``n``
     still runs. With the CPU split into several XLA devices (``core.runs.training.data_parallel``)
     the two launches can then start in different orders on the two devices; each device waits
-    in a different step's all-reduce, and XLA aborts the process after 40 s ("Termination
-    timeout for all reduce"). Unsynchronised ``fit`` on digits hit it within 500 steps in
-    every try. Waiting cost no throughput measurable above the machine's noise (Fashion-MNIST
-    convnet, 18 rounds each way), and a run's store logger reads every step's logs anyway.
+    in a different step's all-reduce, and XLA aborts the process ("Termination timeout for all
+    reduce"). Waiting costs no measurable throughput, and a run's store logger reads every
+    step's logs anyway.
     """
 
     def on_train_batch_end(self, batch, logs=None):
