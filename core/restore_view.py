@@ -106,9 +106,11 @@ def degradation_of(run: dict[str, Any], noise: float | None = None) -> degradati
 
 
 def mask_from_drawing(rgba: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Holes (True) from a canvas drawing (RGBA, painted = hole), shrunk to ``height x width``.
+    """Holes (True) from a canvas drawing, shrunk to ``height x width``.
 
-    A pixel is a hole when at least half of the canvas pixels over it are painted.
+    The canvas holds the strokes alone (RGBA): light strokes paint holes, black strokes (the
+    eraser) paint over them. A pixel is a hole when at least half of the canvas pixels over it
+    are painted light.
 
     Raises:
         UserError: the canvas is not a whole multiple of the image's size, or nothing is painted.
@@ -116,7 +118,7 @@ def mask_from_drawing(rgba: np.ndarray, height: int, width: int) -> np.ndarray:
     rgba = np.asarray(rgba)
     if rgba.ndim != 3 or rgba.shape[0] % height or rgba.shape[1] % width:
         raise UserError(f"the drawing is {rgba.shape[1]}x{rgba.shape[0]}: it must be a multiple of {width}x{height}")
-    painted = rgba[..., 3] > 127  # (CH, CW): the eraser clears alpha
+    painted = rgba[..., :3].max(axis=-1) * (rgba[..., 3] / 255.0) > 127.5  # (CH, CW)
     blocks = painted.reshape(height, rgba.shape[0] // height, width, rgba.shape[1] // width)
     return check_mask(blocks.mean(axis=(1, 3)) >= 0.5)
 
