@@ -300,6 +300,8 @@ def restorable_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # ---- Runs page -------------------------------------------------------------------------------
 
+# A restoration run's final scores on the Runs page, beside their baselines.
+SCORES = ("psnr", "baseline_psnr", "ssim", "baseline_ssim", "hole_psnr", "baseline_hole_psnr")
 QUALITY_PAIRS = (("psnr", "baseline_psnr"), ("ssim", "baseline_ssim"), ("hole_psnr", "baseline_hole_psnr"))
 
 

@@ -109,3 +109,16 @@ def test_demo_mode_restores_but_never_trains(home, monkeypatch):
     assert_clean(train)
     assert not [button for button in train.button if button.label == "Launch"]
     assert len(store.list_runs()) == before
+
+
+def test_runs_page_shows_quality_against_the_baseline_and_the_time_lapse(home):
+    at = open_page("runs", {"run": home["inpaint"], "tab": "Curves"})
+    assert_clean(at)
+    titles = [chart.proto.spec for chart in at.get("plotly_chart")]
+    for name in ("psnr vs baseline", "ssim vs baseline", "hole_psnr vs baseline"):
+        assert any(name in spec for spec in titles), name
+    at = open_page("runs", {"run": home["inpaint"], "tab": "Results"})
+    assert_clean(at)
+    assert at.select_slider(key="runs.epoch").options == ["0", "1"]  # the untrained model, then epoch 1
+    assert "degraded | baseline | model | original after epoch 1" in _captions(at)
+    assert {metric.label for metric in at.metric} >= {"psnr", "baseline_psnr", "hole_psnr", "baseline_hole_psnr"}
