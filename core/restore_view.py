@@ -294,8 +294,12 @@ def view_params(run: dict[str, Any], test_images: int) -> list[Param]:
 def restorable_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs the Restore page offers: restoration runs, then dcgan/wgan-gp (classifiers and cgans
     are kept so a link to one gets its one-line reason instead of a silent fallback)."""
-    order = {"restoration": 0, "gan": 1, "classifier": 2}
-    return sorted(runs, key=lambda run: order.get(run["family"], 3))
+    def rank(run):
+        if run["family"] == "restoration":
+            return 0
+        return 1 if run["family"] == "gan" and run["model"] != "cgan" else 2
+
+    return sorted(runs, key=rank)  # stable: newest first within each rank
 
 
 # ---- Runs page -------------------------------------------------------------------------------

@@ -117,3 +117,8 @@ def test_runs_page_helpers(tmp_path):
     for epoch in (2, 0, 1):
         Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "samples" / f"epoch_{epoch:03d}.png")
     assert [epoch for epoch, _ in restore_view.time_lapse(tmp_path)] == [0, 1, 2]
+
+
+def test_usable_runs_come_first_so_the_default_run_restores():
+    runs = [_run("gan", "cgan"), _run("classifier", "convnet"), _run("gan", "dcgan"), _run(model="unet")]
+    assert [run["model"] for run in restore_view.restorable_runs(runs)] == ["unet", "dcgan", "cgan", "convnet"]
