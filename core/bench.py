@@ -79,7 +79,7 @@ def run_benchmark(settings: BenchSettings = BenchSettings(), *, dataset: str | N
     Raises:
         ConfigError: PyTorch is not installed (``pip install -r requirements-bench.txt``).
     """
-    from core import backend, torch_peers
+    from core import backend, bench_unet, torch_peers
 
     torch = torch_peers.import_torch()
     threads = backend.cpu_cores()
@@ -98,6 +98,8 @@ def run_benchmark(settings: BenchSettings = BenchSettings(), *, dataset: str | N
     results["convnet"], classifier_model = _convnet_throughput(data, settings, torch)
     log("dcgan: training-step throughput, ours vs PyTorch ...")
     results["dcgan"], gan_model = _dcgan_throughput(data, settings, torch)
+    log("unet: restoration training-step throughput (denoise), ours vs PyTorch ...")
+    results["unet"] = bench_unet.unet_throughput(data, settings, torch)
     if settings.latency:
         log("latency: sampling, classifying, compile with and without the cache ...")
         results["latency"] = _latency(classifier_model, gan_model)
@@ -409,7 +411,7 @@ def format_table(results: dict[str, Any]) -> str:
     lines = ["ours and torch img/s: best rounds; ratio: median over pairs of rounds (best_ratio: of best rounds)",
              f"{'':10} {'ours img/s':>11} {'torch img/s':>12} {'ratio':>6} {'best_ratio':>10} {'params ours':>12} "
              f"{'params torch':>13} {'compile s':>10} {'GFLOP/step':>11} {'ours GFLOP/s':>13}"]
-    for name in ("convnet", "dcgan"):
+    for name in ("convnet", "dcgan", "unet"):
         row = results.get(name)
         if row:
             lines.append(f"{name:10} {row['ours_img_s']:11.0f} {row['torch_img_s']:12.0f} {row['ratio']:6.2f} {row['best_ratio']:10.2f} "
