@@ -75,3 +75,13 @@ def test_changing_the_task_swaps_its_option_and_the_preset(empty_home):
     assert at.query_params["restore_task"] == "inpaint" and "scale" not in at.query_params
     width = [w for w in at.number_input if w.label == FIELD_HELP["width"][0]][0]
     assert width.value == config_for("unet", dataset="digits", task="inpaint").width
+
+
+def test_x4_on_8x8_digits_is_one_line_and_queues_nothing(empty_home, queue_only):
+    at = open_page("train", {"task": "restoration", "model": "unet", "dataset": "digits", "scale": "4"})
+    assert_clean(at)
+    (launch,) = [button for button in at.button if button.label == "Launch"]
+    launch.click().run()
+    assert_clean(at)
+    assert [error.value for error in at.error if "x4 super-resolution of 8x8 images" in error.value]
+    assert RunStore(empty_home).list_runs() == []
