@@ -123,6 +123,25 @@ def mask_from_drawing(rgba: np.ndarray, height: int, width: int) -> np.ndarray:
     return check_mask(blocks.mean(axis=(1, 3)) >= 0.5)
 
 
+def image_from_drawing(rgba: np.ndarray, height: int, width: int, channels: int) -> np.ndarray | None:
+    """A drawing (light strokes on black) as a uint8 ``(height, width, channels)`` image, each
+    pixel the mean of the canvas pixels over it; None for an empty canvas.
+
+    Raises:
+        UserError: the canvas is not a whole multiple of the image's size.
+    """
+    from core import dashboard
+
+    gray = dashboard.canvas_to_image(rgba)  # (CH, CW, 1) or None
+    if gray is None:
+        return None
+    if gray.shape[0] % height or gray.shape[1] % width:
+        raise UserError(f"the drawing is {gray.shape[1]}x{gray.shape[0]}: it must be a multiple of {width}x{height}")
+    blocks = gray.reshape(height, gray.shape[0] // height, width, gray.shape[1] // width).astype(np.float64)
+    image = np.rint(blocks.mean(axis=(1, 3))).astype(np.uint8)[..., None]
+    return np.repeat(image, channels, axis=-1)
+
+
 def mask_from_upload(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     """Holes (True) from an uploaded mask image (white = hole) of the image's size.
 

@@ -74,7 +74,7 @@ with ui.guard(stop=True):
 st.caption(f"{run['model']}: {degradation.task}" + (f" x{degradation.scale}" if degradation.task ==
            "super-resolution" else "") + (" by latent search in the GAN (no training)" if method == "gan-prior" else ""))
 
-sources = {"test": "Test image", "upload": "Upload (restore as it is)"}
+sources = {"test": "Test image", "draw": "Drawing", "upload": "Upload (restore as it is)"}
 source = st.segmented_control("Image", list(sources), format_func=sources.get, required=True,
                               key=view.bind(Param("source", str, "test", choices=tuple(sources))))
 options = {param.name: param for param in restore_view.view_params(run, len(data.x_test))}
@@ -88,6 +88,20 @@ image = None
 if source == "test":
     index = row[0].number_input(f"Test image (0-{len(data.x_test) - 1})", step=1, key=view.bind(options["image"]))
     image = data.x_test[int(index)]
+elif source == "draw":
+    height, width, channels = data.x_test.shape[1:]
+    st_canvas = canvas()
+    if st_canvas is None:
+        st.info("Drawing needs streamlit-drawable-canvas; pick a test image or upload one instead.")
+    else:
+        factor = max(1, CANVAS_SIDE // max(height, width))
+        st.caption("Draw with the mouse, white on black like the digits: it is degraded, then restored.")
+        drawing = st_canvas(stroke_width=max(2, factor), stroke_color="#FFFFFF", background_color="#000000",
+                            height=height * factor, width=width * factor, drawing_mode="freedraw",
+                            key="restore.drawing")
+        if drawing is not None and drawing.image_data is not None:
+            with ui.guard(stop=True):
+                image = restore_view.image_from_drawing(drawing.image_data, height, width, channels)
 else:
     upload = st.file_uploader("An image (png/jpg)", type=["png", "jpg", "jpeg"], key="restore.upload",
                               max_upload_size=dashboard.DEMO_MAX_UPLOAD_MB if ui.demo() else None)

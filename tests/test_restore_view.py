@@ -122,3 +122,12 @@ def test_runs_page_helpers(tmp_path):
 def test_usable_runs_come_first_so_the_default_run_restores():
     runs = [_run("gan", "cgan"), _run("classifier", "convnet"), _run("gan", "dcgan"), _run(model="unet")]
     assert [run["model"] for run in restore_view.restorable_runs(runs)] == ["unet", "dcgan", "cgan", "convnet"]
+
+
+def test_a_drawing_becomes_an_image_of_the_dataset_size():
+    canvas = np.zeros((80, 80, 4), np.uint8)
+    assert restore_view.image_from_drawing(canvas, 8, 8, 1) is None  # nothing drawn yet
+    canvas[0:10, 0:5] = (255, 255, 255, 255)  # half of image pixel (0, 0)
+    canvas[70:80, 70:80] = (255, 255, 255, 255)  # all of pixel (7, 7)
+    image = restore_view.image_from_drawing(canvas, 8, 8, 3)
+    assert image.shape == (8, 8, 3) and image[0, 0, 0] == 128 and image[7, 7, 2] == 255 and image.sum() == 3 * 383

@@ -122,3 +122,11 @@ def test_runs_page_shows_quality_against_the_baseline_and_the_time_lapse(home):
     assert at.select_slider(key="runs.epoch").options == ["0", "1"]  # the untrained model, then epoch 1
     assert "degraded | baseline | model | original after epoch 1" in _captions(at)
     assert {metric.label for metric in at.metric} >= {"psnr", "baseline_psnr", "hole_psnr", "baseline_hole_psnr"}
+
+
+def test_the_drawing_source_waits_for_a_drawing(home):
+    at = open_page("restore", {"run": home["super-resolution"], "source": "draw"})
+    assert_clean(at)
+    assert not at.error and not at.image
+    assert any("Choose an image" in caption.value for caption in at.caption)
+    assert at.query_params["source"] == "draw"
