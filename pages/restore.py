@@ -5,7 +5,7 @@ side, with a before/after wipe and a zoomed crop. A dcgan/wgan-gp run inpaints b
 import numpy as np
 import streamlit as st
 
-from core import dashboard, restore_view
+from core import dashboard, images, restore_view
 from core.checkpoints import checkpoint_path
 from core.share import Param
 from pages import ui
@@ -30,9 +30,9 @@ def canvas():
 
 
 def draw_mask(image: np.ndarray):
-    """A mask painted over ``image`` on a canvas (brush size, eraser); None until something is painted."""
-    from PIL import Image
+    """A mask painted on a canvas beside ``image`` (brush size, eraser); None until something is painted.
 
+    The canvas is black with no picture behind it, so its pixels are the strokes alone."""
     st_canvas = canvas()
     if st_canvas is None:
         st.info("Drawing needs streamlit-drawable-canvas; upload a mask instead.")
@@ -42,13 +42,17 @@ def draw_mask(image: np.ndarray):
     tools = st.columns(2)
     brush = tools[0].slider("Brush size", 1, 40, 14, key="restore.brush")
     eraser = tools[1].toggle("Eraser", key="restore.eraser")
-    background = Image.fromarray(dashboard.enlarge(image, height * factor)[..., :3].squeeze())
-    drawing = st_canvas(
-        stroke_width=brush, stroke_color="#000000" if eraser else "#FFFFFF", background_image=background,
-        height=height * factor, width=width * factor, drawing_mode="freedraw", key="restore.canvas",
-    )
-    if drawing is None or drawing.image_data is None or not drawing.image_data[..., 3].any():
-        st.caption("Paint the hole on the image (white strokes; the eraser paints them out).")
+    sides = st.columns(2)
+    with sides[0]:
+        drawing = st_canvas(
+            stroke_width=brush, stroke_color="#000000" if eraser else "#FFFFFF", background_color="#000000",
+            height=height * factor, width=width * factor, drawing_mode="freedraw", return_image_data=True,
+            key="restore.canvas",
+        )
+    with sides[1]:
+        ui.image(images.upscale(image, factor), caption="the image, at the canvas's scale")
+    if drawing is None or drawing.image_data is None or not drawing.image_data[..., :3].any():
+        st.caption("Paint the hole where it lies on the image (white strokes; the eraser paints them out).")
         return None
     return restore_view.mask_from_drawing(drawing.image_data, height, width)
 
@@ -98,7 +102,7 @@ elif source == "draw":
         st.caption("Draw with the mouse, white on black like the digits: it is degraded, then restored.")
         drawing = st_canvas(stroke_width=max(2, factor), stroke_color="#FFFFFF", background_color="#000000",
                             height=height * factor, width=width * factor, drawing_mode="freedraw",
-                            key="restore.drawing")
+                            return_image_data=True, key="restore.drawing")
         if drawing is not None and drawing.image_data is not None:
             with ui.guard(stop=True):
                 image = restore_view.image_from_drawing(drawing.image_data, height, width, channels)

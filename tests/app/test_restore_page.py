@@ -130,3 +130,11 @@ def test_the_drawing_source_waits_for_a_drawing(home):
     assert not at.error and not at.image
     assert any("Choose an image" in caption.value for caption in at.caption)
     assert at.query_params["source"] == "draw"
+
+
+def test_a_drawn_mask_waits_for_strokes(home):
+    at = open_page("restore", {"run": home["inpaint"], "mask": "draw"})
+    assert_clean(at)
+    assert not at.error
+    assert any("Paint the hole" in caption.value for caption in at.caption)
+    assert at.query_params["mask"] == "draw"
