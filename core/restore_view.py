@@ -109,8 +109,8 @@ def mask_from_drawing(rgba: np.ndarray, height: int, width: int) -> np.ndarray:
     """Holes (True) from a canvas drawing, shrunk to ``height x width``.
 
     The canvas holds the strokes alone (RGBA): light strokes paint holes, black strokes (the
-    eraser) paint over them. A pixel is a hole when at least half of the canvas pixels over it
-    are painted light.
+    eraser) paint over them. A pixel is a hole when at least a quarter of the canvas pixels
+    over it are painted light (a brush stroke straddles pixel rows).
 
     Raises:
         UserError: the canvas is not a whole multiple of the image's size, or nothing is painted.
@@ -120,7 +120,7 @@ def mask_from_drawing(rgba: np.ndarray, height: int, width: int) -> np.ndarray:
         raise UserError(f"the drawing is {rgba.shape[1]}x{rgba.shape[0]}: it must be a multiple of {width}x{height}")
     painted = rgba[..., :3].max(axis=-1) * (rgba[..., 3] / 255.0) > 127.5  # (CH, CW)
     blocks = painted.reshape(height, rgba.shape[0] // height, width, rgba.shape[1] // width)
-    return check_mask(blocks.mean(axis=(1, 3)) >= 0.5)
+    return check_mask(blocks.mean(axis=(1, 3)) >= 0.25)
 
 
 def image_from_drawing(rgba: np.ndarray, height: int, width: int, channels: int) -> np.ndarray | None:

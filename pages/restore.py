@@ -40,12 +40,12 @@ def draw_mask(image: np.ndarray):
     height, width = image.shape[:2]
     factor = max(1, CANVAS_SIDE // max(height, width))
     tools = st.columns(2)
-    brush = tools[0].slider("Brush size", 1, 40, 14, key="restore.brush")
+    brush = tools[0].slider("Brush size (image pixels)", 1, max(2, min(height, width) // 2), 1, key="restore.brush")
     eraser = tools[1].toggle("Eraser", key="restore.eraser")
     sides = st.columns(2)
     with sides[0]:
         drawing = st_canvas(
-            stroke_width=brush, stroke_color="#000000" if eraser else "#FFFFFF", background_color="#000000",
+            stroke_width=brush * factor, stroke_color="#000000" if eraser else "#FFFFFF", background_color="#000000",
             height=height * factor, width=width * factor, drawing_mode="freedraw", return_image_data=True,
             key="restore.canvas",
         )

@@ -26,6 +26,9 @@ def test_a_drawing_becomes_holes_and_the_eraser_takes_them_back():
     expected = np.zeros((8, 8), bool)
     expected[2:4, 3:5] = True
     np.testing.assert_array_equal(holes, expected)
+    stroke = np.zeros((80, 80, 4), np.uint8)
+    stroke[25:35, 0:40] = 255  # a one-pixel brush between rows 2 and 3: half of each row
+    assert restore_view.mask_from_drawing(stroke, 8, 8)[2:4, 0:4].all()
 
 
 @pytest.mark.parametrize("painted, message", [(None, "no hole"), ((0, 80), "whole image")])
