@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from core import degradations
-from core.config import RESTORATION_MODELS, Config
+from core.config import Config
 from core.errors import ModelFileError, UserError
 from core.share import Param
 
@@ -341,7 +341,3 @@ def time_lapse(run_dir: str | Path) -> list[tuple[int, Path]]:
         if match:
             found.append((int(match.group(1)), path))
     return found
-
-
-def is_restoration_model(model: str) -> bool:
-    return model in RESTORATION_MODELS
