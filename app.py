@@ -24,6 +24,7 @@ PAGES = [
     st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:", url_path="runs"),
     st.Page("pages/sample.py", title="Sample", icon=":material/auto_awesome:", url_path="sample"),
     st.Page("pages/classify.py", title="Classify", icon=":material/category:", url_path="classify"),
+    st.Page("pages/restore.py", title="Restore", icon=":material/healing:", url_path="restore"),
 ]
 # Streamlit serves the default page at / only; this hidden twin serves Home at /home too.
 HOME_ALIAS = st.Page("pages/home.py", **HOME, url_path="home", visibility="hidden")

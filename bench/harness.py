@@ -44,7 +44,7 @@ import jax
 import keras
 import numpy as np
 
-from bench import torch_peers
+from bench import timing, torch_peers, unet
 from core.common import backend
 from core.common.config import config_for
 from core.common.errors import UserError
@@ -54,12 +54,8 @@ from core.models.gans import build_gan
 from core.runs import training
 from core.store.store import RunStore
 from core.training import classifier, gan
-from core.training.callbacks import WaitForEachStep
 
 ROOT = Path(__file__).resolve().parents[1]
-# Idle time before each timed round: both runtimes keep their worker threads spinning for a
-# moment after work (OpenMP's spin-wait, XLA's thread pool), which would slow the other side.
-SETTLE_SECONDS = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +106,8 @@ def run_benchmark(settings: BenchSettings = BenchSettings(), *, dataset: str | N
     results["convnet"], classifier_model = _convnet_throughput(data, settings, torch)
     log("dcgan: training-step throughput, ours vs PyTorch ...")
     results["dcgan"], gan_model = _dcgan_throughput(data, settings, torch)
+    log("unet: restoration training-step throughput (denoise), ours vs PyTorch ...")
+    results["unet"] = unet.unet_throughput(data, settings, torch)
     if settings.latency:
         log("latency: sampling, classifying, compile with and without the cache ...")
         results["latency"] = _latency(classifier_model, gan_model)
@@ -150,12 +148,12 @@ def _convnet_throughput(data, settings: BenchSettings, torch) -> tuple[dict[str,
     twin.train()
     batches = classifier.ShuffledBatches(data.x_train, data.y_train, batch_size, seed=0)
     with training.data_parallel(batch_size):
-        result = _side_by_side(
-            ours_fit=lambda count: _fit_seconds(ours, _first_batches(batches, count)),
+        result = timing.side_by_side(
+            ours_fit=lambda count: timing.fit_seconds(ours, timing.first_batches(batches, count)),
             torch_step=torch_step, batches=batches, steps=settings.convnet_steps, settings=settings,
         )
     result.update(batch_size=batch_size, params_ours=torch_peers.keras_trainable_count(ours),
-                  params_torch=torch_peers.parameter_count(twin), **_step_cost(ours, batches[0], result))
+                  params_torch=torch_peers.parameter_count(twin), **timing.step_cost(ours, batches[0], result))
     return result, ours
 
 
@@ -200,103 +198,26 @@ def _dcgan_throughput(data, settings: BenchSettings, torch) -> tuple[dict[str, A
     discriminator.train()
     batches = gan.ShuffledBatches(data.x_train, None, batch_size, seed=0)
     with training.data_parallel(batch_size):
-        result = _side_by_side(
-            ours_fit=lambda count: _fit_seconds(ours, _first_batches(batches, count)),
+        result = timing.side_by_side(
+            ours_fit=lambda count: timing.fit_seconds(ours, timing.first_batches(batches, count)),
             torch_step=torch_step, batches=batches, steps=settings.dcgan_steps, settings=settings,
         )
     params_ours = torch_peers.keras_trainable_count(ours.generator) + torch_peers.keras_trainable_count(
         ours.discriminator)
     result.update(batch_size=batch_size, params_ours=params_ours,
                   params_torch=torch_peers.parameter_count(generator) + torch_peers.parameter_count(discriminator),
-                  **_step_cost(ours, batches[0], result))
+                  **timing.step_cost(ours, batches[0], result))
     return result, ours
 
 
-def _side_by_side(*, ours_fit, torch_step, batches, steps: int, settings: BenchSettings) -> dict[str, Any]:
-    batch_size = batches.batch_size
-    compile_seconds = ours_fit(settings.warmup_steps)
-    warm = ours_fit(settings.warmup_steps)
-    compile_seconds -= warm  # the first fit's extra time: tracing and XLA compilation
-    _torch_seconds(torch_step, batches, settings.warmup_steps)
-    timed = {
-        "ours": lambda: steps * batch_size / ours_fit(steps),
-        "torch": lambda: steps * batch_size / _torch_seconds(torch_step, batches, steps),
-    }
-    ours_rounds, torch_rounds = [], []
-    for pair in range(settings.rounds):
-        img_s = {}
-        for side in ("ours", "torch") if pair % 2 == 0 else ("torch", "ours"):
-            time.sleep(SETTLE_SECONDS)
-            img_s[side] = timed[side]()
-        ours_rounds.append(img_s["ours"])
-        torch_rounds.append(img_s["torch"])
-    ours, peer = max(ours_rounds), max(torch_rounds)
-    ratio = float(np.median(np.array(ours_rounds) / np.array(torch_rounds)))
-    return {
-        "ours_img_s": round(ours, 1), "torch_img_s": round(peer, 1), "ratio": round(ratio, 3),
-        "best_ratio": round(ours / peer, 3),
-        "ours_rounds_img_s": [round(value, 1) for value in ours_rounds],
-        "torch_rounds_img_s": [round(value, 1) for value in torch_rounds],
-        "steps_per_round": steps, "compile_seconds": round(compile_seconds, 2),
-    }
 
 
-def _step_cost(model, batch, result) -> dict[str, float]:
-    """XLA's count of floating-point operations and bytes accessed by one training step, and
-    the rates our measured throughput implies (how close the step gets to the device's limits)."""
-
-    state = tuple([np.asarray(variable.value) for variable in variables] for variables in (
-        model.trainable_variables, model.non_trainable_variables, model.optimizer.variables,
-        model.metrics_variables))
-    cost = jax.jit(model.train_step).lower(state, tuple(batch)).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    steps_per_second = result["ours_img_s"] / len(batch[0])
-    flops, moved = float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))
-    return {"step_gflop": round(flops / 1e9, 3), "step_mbytes": round(moved / 1e6, 1),
-            "ours_gflop_s": round(flops * steps_per_second / 1e9, 1),
-            "ours_gbyte_s": round(moved * steps_per_second / 1e9, 1)}
 
 
-def _first_batches(batches, count: int):
-    """The first ``count`` batches of a ``ShuffledBatches`` (cycling), as a PyDataset for ``fit``."""
-
-    class FirstBatches(keras.utils.PyDataset):
-        def __len__(self):
-            return count
-
-        def __getitem__(self, index):
-            return batches[index % len(batches)]
-
-    return FirstBatches()
 
 
-def _fit_seconds(model, dataset) -> float:
-    """Seconds of one ``fit`` epoch over ``dataset``, measured from its first step's start.
-
-    One step at a time, as in a training run (``WaitForEachStep``: on CPU devices a ``fit``
-    that runs ahead can deadlock).
-    """
 
 
-    times = {}
-
-    class Clock(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            times["start"] = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):  # after WaitForEachStep waited for the last step
-            times["end"] = time.perf_counter()
-
-    model.fit(dataset, epochs=1, shuffle=False, verbose=0, callbacks=[Clock(), WaitForEachStep()])
-    return times["end"] - times["start"]
-
-
-def _torch_seconds(step, batches, count: int) -> float:
-    start = time.perf_counter()
-    for index in range(count):
-        images, *rest = batches[index % len(batches)]
-        step(images, rest[0] if rest else None)
-    return time.perf_counter() - start
 
 
 # -- latency ---------------------------------------------------------------------------------
@@ -399,7 +320,7 @@ def format_table(results: dict[str, Any]) -> str:
     lines = ["ours and torch img/s: best rounds; ratio: median over pairs of rounds (best_ratio: of best rounds)",
              f"{'':10} {'ours img/s':>11} {'torch img/s':>12} {'ratio':>6} {'best_ratio':>10} {'params ours':>12} "
              f"{'params torch':>13} {'compile s':>10} {'GFLOP/step':>11} {'ours GFLOP/s':>13}"]
-    for name in ("convnet", "dcgan"):
+    for name in ("convnet", "dcgan", "unet"):
         row = results.get(name)
         if row:
             lines.append(f"{name:10} {row['ours_img_s']:11.0f} {row['torch_img_s']:12.0f} {row['ratio']:6.2f} {row['best_ratio']:10.2f} "

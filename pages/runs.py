@@ -4,7 +4,7 @@ with export, checkpoint download, resume and delete."""
 
 import streamlit as st
 
-from core.app import datasets_view, demo_limits, figures, run_actions, runs_view
+from core.app import datasets_view, demo_limits, figures, restore_view, run_actions, runs_view
 from core.app.share import Param
 from core.common.errors import UserError
 from core.common.images import load_png
@@ -341,11 +341,18 @@ with tabs[0]:
         )
     if not losses and not others:
         st.caption("No metrics logged yet.")
+    pairs = restore_view.quality_curves(store.metric_table(run_id, "epoch")) if run["family"] == "restoration" else []
+    for column, pair in zip(st.columns(max(1, len(pairs))), pairs, strict=False):  # model against the baseline
+        column.plotly_chart(
+            figures.curves(store.metric_table(run_id, "epoch"), pair, x="epoch", title=f"{pair[0]} vs baseline",
+                           height=260),
+            key=f"runs.quality.{pair[0]}",
+        )
 
 with tabs[1]:
     scores = {
         name: metrics[name]
-        for name in ("test_accuracy", "test_loss", *runs_view.GAN_SCORES)
+        for name in ("test_accuracy", "test_loss", *runs_view.GAN_SCORES, *restore_view.SCORES)
         if isinstance(metrics.get(name), (int, float))
     }
     if scores:
@@ -402,13 +409,15 @@ with tabs[1]:
         if samples:
             epochs = list(samples)
             epoch = st.select_slider(
-                "Sample time-lapse: epoch",
+                "Before/after time-lapse: epoch" if run["family"] == "restoration" else "Sample time-lapse: epoch",
                 epochs,
                 key=view.bind(Param("epoch", int).with_choices(epochs, default=epochs[-1])),
             )
             ui.image(
                 datasets_view.enlarge(load_png(samples[epoch]), 360),
-                caption=f"{run_id}: the same latent vectors after epoch {epoch}",
+                caption=f"{run_id}: "
+                + ("degraded | baseline | model | original" if run["family"] == "restoration"
+                   else "the same latent vectors") + f" after epoch {epoch}",
             )
         else:
             st.caption("No sample grids yet: the trainer writes one after each epoch.")

@@ -3,9 +3,15 @@ background job, and watch running and queued jobs live."""
 
 import streamlit as st
 
-from core.app import datasets_view, demo_limits, figures, run_actions, runs_view, train_view
+from core.app import datasets_view, demo_limits, figures, restore_view, run_actions, runs_view, train_view
 from core.app.share import Param
-from core.common.config import CLASSIFIER_MODELS, GAN_MODELS, config_for
+from core.common.config import (
+    CLASSIFIER_MODELS,
+    GAN_MODELS,
+    RESTORATION_MODELS,
+    config_for,
+    restoration_preset,
+)
 from core.common.errors import RunNotFound
 from core.common.images import load_png
 from core.runs import jobs
@@ -16,7 +22,8 @@ ui.header("Train")
 view = ui.View("train")
 store = ui.store()
 
-MODELS = {"classifier": CLASSIFIER_MODELS, "gan": GAN_MODELS}
+MODELS = {"classifier": CLASSIFIER_MODELS, "gan": GAN_MODELS, "restoration": RESTORATION_MODELS}
+FAMILY_LABELS = {"classifier": "ConvNet classifier", "gan": "GAN", "restoration": "Restoration"}
 with ui.guard(stop=True):
     infos = {info.name: info for info in ui.list_datasets()}
     specs = [spec for spec in ui.dataset_specs() if spec not in infos or infos[spec].available]
@@ -25,10 +32,10 @@ if not ui.demo():
     top = st.columns(3)
     task = top[0].segmented_control(
         "Task",
-        ["classifier", "gan"],
+        list(MODELS),
         required=True,
-        format_func={"classifier": "ConvNet classifier", "gan": "GAN"}.get,
-        key=view.bind(Param("task", str, "classifier", choices=("classifier", "gan"))),
+        format_func=FAMILY_LABELS.get,
+        key=view.bind(Param("task", str, "classifier", choices=tuple(MODELS))),
     )
     model = top[1].selectbox(
         "Model", MODELS[task], key=view.bind(Param("model", str).with_choices(MODELS[task]))
@@ -39,14 +46,34 @@ if not ui.demo():
         format_func=datasets_view.dataset_label,
         key=view.bind(Param("dataset", str, "digits").with_choices(specs)),
     )
+    restoring = task == "restoration"
+    options = {}  # the restoration task and the one option it uses (scale, mask or noise)
+    if restoring:
+        row = st.columns(4)
+        restore_task = row[0].selectbox(
+            "Restoration task", restore_view.TASK_OPTIONS, key=view.bind(restore_view.TASK_PARAM)
+        )
+        options["task"] = restore_task
+        for param in restore_view.task_params(restore_task):
+            if param.kind is float:
+                label, help_text = restore_view.FIELD_HELP[param.name]
+                options[param.name] = row[1].number_input(label, help=help_text, format="%g", step=0.05,
+                                                          key=view.bind(param))
+            else:
+                label = {"scale": "Scale", "mask": "Mask"}[param.name]
+                options[param.name] = row[1].selectbox(label, param.choices, key=view.bind(param))
     recipe = recommended_settings(dataset, model) if task == "classifier" else {}
-    defaults = config_for(model, dataset=dataset, **recipe)
+    if restoring:  # config_for starts from the preset measured for this task, if any
+        recipe = restoration_preset(dataset, model, options["task"])
+    defaults = config_for(model, dataset=dataset, **recipe, **({"task": options["task"]} if restoring else {}))
     gpu = bool(ui.devices()) and ui.devices()[0]["platform"] != "cpu"
-    params = train_view.form_params(defaults, mixed_precision=gpu)
-    if st.session_state.get("train.form_for", (model, dataset)) != (model, dataset):
+    form = restore_view if restoring else train_view
+    params = form.form_params(defaults, mixed_precision=gpu)
+    form_for = (model, dataset, options.get("task"))
+    if st.session_state.get("train.form_for", form_for) != form_for:
         for param in params:  # new defaults: forget old entries (a link's values count once)
             view.set(param.name, param.default, chosen=False)
-    st.session_state["train.form_for"] = (model, dataset)
+    st.session_state["train.form_for"] = form_for
 
     # No st.form: a form submits on Enter, and its values reach the URL only when submitted.
     with st.container(border=True):
@@ -62,7 +89,7 @@ if not ui.demo():
             if param.name == "mixed_precision":
                 values[param.name] = st.checkbox("Mixed precision (bfloat16)", key=key)
                 continue
-            label, help_text = train_view.FIELD_HELP[param.name]
+            label, help_text = {**train_view.FIELD_HELP, **restore_view.FIELD_HELP}[param.name]
             column = columns[index % 4]
             if param.kind is bool:
                 values[param.name] = column.checkbox(label, help=help_text, key=key)
@@ -83,7 +110,7 @@ if not ui.demo():
         )
     if launch and not held:
         with ui.guard():
-            values["image_size"] = int(values["image_size"]) or None
+            values = restore_view.config_values({**values, **options})
             config = config_for(model, dataset=dataset, **values)
             run_id = run_actions.launch(store, config)
             st.session_state.setdefault("train.launched", []).insert(0, run_id)
@@ -171,7 +198,8 @@ def run_card(run, queue):
                     run_actions.cancel(store, run_id)
         table = store.metric_table(run_id, "step")
         losses, others = runs_view.loss_and_accuracy(runs_view.metric_names(table))
-        charts = st.columns(3 if run["family"] == "gan" else 2)
+        pictured = run["family"] in ("gan", "restoration")  # sample grid or before/after grid
+        charts = st.columns(3 if pictured else 2)
         if losses:
             charts[0].plotly_chart(
                 figures.curves(table, losses, title="loss", height=260), key=f"train.loss.{run_id}"
@@ -180,13 +208,13 @@ def run_card(run, queue):
             charts[1].plotly_chart(
                 figures.curves(table, others, title="metrics", height=260), key=f"train.acc.{run_id}"
             )
-        if run["family"] == "gan":
+        if pictured:
             latest = runs_view.latest_sample(store.run_dir(run_id))
             if latest:
                 with charts[-1]:
                     ui.image(
                         datasets_view.enlarge(load_png(latest[1]), 240),
-                        caption=f"samples after epoch {latest[0]}",
+                        caption=f"{'samples' if run['family'] == 'gan' else 'before/after'} after epoch {latest[0]}",
                     )
         with st.expander("Log"):
             st.code(runs_view.log_tail(jobs.read_log(store, run_id)) or "(no output yet)", language=None)

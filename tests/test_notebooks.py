@@ -48,6 +48,7 @@ CI_PARAMETERS: dict[str, dict[str, Any]] = {
         "interpolation_steps": 5,
     },
     "03_runs_from_the_dashboard": {"seed": 3, "n_samples": 8, "fallback_epochs": 1},
+    "04_restoration": {"dataset": "digits", "epochs": 1, "width": 4, "train_images": 256, "seed": 0, "latent_steps": 50},
 }
 
 
@@ -282,6 +283,25 @@ def test_runs_notebook_samples_a_checkpoint_and_prints_share_links(executed):
     assert set(runs_query["compare"].split(",")) == set(gan_ids)
     assert _mime_count(result.notebook, PLOTLY_MIME) >= 4  # overlay and bars for each family
     assert _mime_count(result.notebook, "image/png") >= 1
+
+
+def test_restoration_notebook_compares_three_models_and_inpaints_with_the_gan_prior(executed):
+    home, results = executed
+    result = results["04_restoration"]
+    store = RunStore(home)
+    models = sorted(run["model"] for run in result.new_runs)
+    assert models == ["espcn", "pix2pix", "unet"], "notebook 2's dcgan serves the GAN prior: no new GAN"
+    for run in result.new_runs:
+        run = store.describe(run["run_id"])
+        assert run["status"] == "completed" and run["config"]["task"] == "super-resolution"
+        assert math.isfinite(run["metrics"]["psnr"]) and math.isfinite(run["metrics"]["baseline_psnr"])
+    output = _stdout(result.notebook)
+    assert output.count("baseline PSNR") == 4  # x2, centre, strokes, denoise
+    assert re.search(r"hole PSNR [\d.]+ dB by latent search, [\d.]+ dB by harmonic fill", output), output[-2000:]
+    _, query = _link(result.notebook, "restore")
+    assert query["run"] in {run["run_id"] for run in result.new_runs} and query["image"] == "3"
+    assert _mime_count(result.notebook, PLOTLY_MIME) >= 1
+    assert _mime_count(result.notebook, "image/png") >= 6
 
 
 # ---- the dashboard on the notebooks' store -----------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
-PAGES = ("home", "datasets", "train", "runs", "sample", "classify")
+PAGES = ("home", "datasets", "train", "runs", "sample", "classify", "restore")
 
 # A link a stranger could craft: traversal, injection, overflow, NaN, bidi and write requests.
 HOSTILE_QUERY = {
