@@ -94,7 +94,7 @@ def test_back_to_back_data_parallel_steps_do_not_deadlock():
     run's callbacks) wait for each step, so 1,500 back-to-back steps finish."""
     program = """
 import core
-from bench import harness
+from bench import timing
 from core.training import classifier
 from core.data import datasets
 from core.runs import training
@@ -105,7 +105,7 @@ batches = classifier.ShuffledBatches(data.x_train, data.y_train, config.batch_si
 with training.data_parallel(config.batch_size):
     model = classifier.build_classifier("convnet", data.image_shape, data.num_classes, augment=False)
     classifier.compile_classifier(model, config, total_steps=1500)
-    harness._fit_seconds(model, harness._first_batches(batches, 1500))
+    timing.fit_seconds(model, timing.first_batches(batches, 1500))
 print("finished")
 """
     env = {**os.environ, "CONVGAN_CPU_DEVICES": "2"}
