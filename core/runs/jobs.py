@@ -41,8 +41,9 @@ WATCH_INTERVAL_S = 2.0
 
 
 def max_concurrent_jobs() -> int:
-    """Runs that may train at once: ``$CONVGAN_MAX_JOBS``, else one per GPU ConvGAN may use, else
-    one on a CPU-only host. On GPUs the free GPUs decide too (:func:`dispatch`)."""
+    """Runs that may train at once: ``$CONVGAN_MAX_JOBS``, else one per GPU ConvGAN may use (the
+    most there can be: each takes a GPU at least, :func:`dispatch` counts GPUs), else one on a
+    CPU-only host."""
     configured = os.environ.get("CONVGAN_MAX_JOBS")
     if configured:
         try:
@@ -72,8 +73,8 @@ def dispatch(store: RunStore) -> list[str]:
     On a host with GPUs (``devices.gpu_ids()``) a run starts when as many GPUs as it asks for are
     free; they are recorded on the run, and its worker sees only them (``CUDA_VISIBLE_DEVICES``).
     The queue is first in, first out: a run waiting for GPUs holds back the runs queued after it.
-    A run asking for more GPUs than the host has fails at once. On a CPU-only host fewer than
-    :func:`max_concurrent_jobs` run at once.
+    A run asking for more GPUs than the host has fails at once. On a CPU-only host, or where
+    ``$CONVGAN_MAX_JOBS`` is set, at most :func:`max_concurrent_jobs` runs train at once.
 
     Returns:
         The ids of the runs started.
@@ -82,15 +83,17 @@ def dispatch(store: RunStore) -> list[str]:
     if not store.list_runs(status="queued", limit=1):
         return []
     inventory = devices.gpu_ids()
-    limit = max_concurrent_jobs()
+    # On GPUs the free GPUs decide; a count of jobs limits a CPU-only host, or where CONVGAN_MAX_JOBS says.
+    limit = max_concurrent_jobs() if not inventory or os.environ.get("CONVGAN_MAX_JOBS") else None
     now = time.time()
     claimed: dict[str, list[str]] = {}  # run id -> its GPUs
     with store.transaction() as conn:
         running = conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
-        free = [gpu for gpu in inventory if gpu not in slots.busy(conn)]
+        taken = slots.busy(conn)
+        free = [gpu for gpu in inventory if gpu not in taken]
         queued = conn.execute("SELECT run_id, config FROM runs WHERE status = 'queued' ORDER BY created, run_id")
         for row in queued.fetchall():
-            if running + len(claimed) >= limit:
+            if limit is not None and running + len(claimed) >= limit:
                 break
             asked = slots.wanted(row["config"], len(inventory)) if inventory else 0
             if asked > len(inventory) and inventory:
