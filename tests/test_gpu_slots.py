@@ -178,3 +178,25 @@ def test_gpus_in_use_are_those_of_running_runs_on_this_host(store):
         assert slots.busy(conn) == {"0", "1"}
     assert slots.wanted(config, 4) == 2 and slots.wanted({**config, "devices": 0}, 4) == 4
     assert slots.wanted({"model": "convnet"}, 4) == 1  # stored before the setting existed
+
+
+def test_a_run_given_some_of_the_devices_trains_on_exactly_those():
+    """What a run trained in the calling process gets on a GPU host (``data_parallel`` with its
+    share), shown on the CPU split into three devices: one device, or a mesh of two."""
+    program = """
+import core, jax, keras, numpy as np
+from core.common.parallel import data_parallel
+devices = jax.local_devices()
+x, y = np.ones((16, 4), "float32"), np.ones((16, 1), "float32")
+for share in ([devices[2]], devices[:2]):
+    with data_parallel(8, share):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    print(sorted(device.id for device in model.weights[0].value.devices()))
+print(keras.distribution.distribution())
+"""
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "CONVGAN_CPU_DEVICES": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[:3] == ["[2]", "[0, 1]", "None"]

@@ -40,7 +40,7 @@ def data_parallel(batch_size: int, devices: Sequence[jax.Device] | None = None):
     chosen = list(devices) if devices else jax.local_devices()
     if len(chosen) >= 2 and batch_size % len(chosen) == 0:
         # All local devices: Keras' own mesh, as before; a subset: a mesh of exactly those.
-        names = None if devices is None else [f"{device.platform}:{device.id}" for device in chosen]
+        names = None if chosen == jax.local_devices() else [f"{device.platform}:{device.id}" for device in chosen]
         with keras.distribution.DataParallel(devices=names).scope():
             yield
         return
