@@ -64,3 +64,12 @@ def test_the_run_details_name_the_gpus_a_run_trained_on(empty_home):
     at = open_page("runs", {"run": run_id})
     assert_clean(at)
     assert "GPUs 2, 3" in _markdown(at)
+
+
+def test_a_bad_convgan_gpus_is_one_line_on_the_page(empty_home, queue_only, monkeypatch):
+    monkeypatch.setenv("CONVGAN_GPUS", "0,,1")
+    at = open_page("train", {"model": "convnet"})
+    assert_clean(at)
+    errors = {element.value for element in at.error}
+    assert errors == {"CONVGAN_GPUS must list GPU ids separated by commas (e.g. 0,1), got '0,,1'"}, errors
+    assert _gpus_field(at) == []
