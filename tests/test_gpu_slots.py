@@ -200,3 +200,13 @@ print(keras.distribution.distribution())
                             env={**os.environ, "CONVGAN_CPU_DEVICES": "3"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split("\n")[:3] == ["[2]", "[0, 1]", "None"]
+
+
+def test_a_gan_s_reference_classifier_trains_on_the_gan_s_gpus(store, gpus):
+    gpus("0,1,2")
+    gan = jobs.launch(config_for("dcgan", dataset="digits", epochs=1, batch_size=64, metric_samples=200,
+                                 sample_grid_size=16, devices=2), store)
+    assert _wait(lambda: _ended(store, gan), 300, "the GAN to end")["status"] == "completed"
+    (reference,) = store.list_runs(family="classifier")
+    assert reference["gpus"] == store.get_run(gan)["gpus"] == ["0", "1"]  # no third GPU taken
+    assert _visible(reference) == "0,1"

@@ -43,7 +43,10 @@ def local_gpu_ids() -> list[str]:
     With ``CUDA_VISIBLE_DEVICES=2,3`` JAX numbers its GPUs 0 and 1; their ids here are ``2`` and
     ``3``, what a child process must be given to see the same GPU.
     """
-    count = sum(device.platform == "gpu" for device in jax.local_devices())
+    try:
+        count = sum(device.platform == "gpu" for device in jax.local_devices())
+    except RuntimeError:  # no backend could start: no GPU to hand out
+        count = 0
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
         return [str(index) for index in range(count)]

@@ -48,6 +48,9 @@ HEARTBEAT_TIMEOUT_S = 30.0
 # Stop events of the runs training in this process, outermost first: a GAN's reference
 # classifier trains inside the GAN's run, and a stop of the GAN stops it too.
 _ACTIVE_STOPS: list[threading.Event] = []
+# The run id and devices of each run training in this process, outermost first: a run trained
+# inside another (a GAN's reference classifier) trains on the devices of the run around it.
+_TRAINING_ON: list[tuple[str, Any]] = []
 # Epochs of the convnet trained when a GAN is scored and its data set has no reference classifier
 # run yet (digits: seconds on CPU).
 REFERENCE_EPOCHS = 5
@@ -139,6 +142,7 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
         pid=os.getpid(), host=this_host(), heartbeat=time.time(), stop_requested=0,
         versions=package_versions(), code_version=code_version(),
     )
+    outer = _TRAINING_ON[-1] if _TRAINING_ON else None
     heartbeat = _Heartbeat(store, run_id, stop_event, parent=_ACTIVE_STOPS[-1] if _ACTIVE_STOPS else None)
     heartbeat.start()
     _ACTIVE_STOPS.append(stop_event)
@@ -148,8 +152,13 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
     ctx = None
     interrupted = None
     try:
-        train_on = slots.training_devices(store, run_id, config.devices)
+        if outer is None:
+            train_on = slots.training_devices(store, run_id, config.devices)
+        else:  # the GPUs of the run around it, held by that run already
+            train_on = outer[1]
+            store.update_run(run_id, gpus=",".join(store.get_run(outer[0])["gpus"]) or None)
         store.update_run(run_id, device=device_summary(train_on))
+        _TRAINING_ON.append((run_id, train_on))
         if data is None:
             data = load_dataset(config.dataset, image_size=config.image_size)
         ctx = RunContext(store, run_id, config, stop_event=stop_event, extra_callbacks=tuple(extra_callbacks))
@@ -181,6 +190,8 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
     finally:
         heartbeat.stop()
         _ACTIVE_STOPS.remove(stop_event)
+        if _TRAINING_ON and _TRAINING_ON[-1][0] == run_id:
+            _TRAINING_ON.pop()
         restore_signals()
     seconds = time.monotonic() - started
     summary = ctx.summary() if ctx else {}
