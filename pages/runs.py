@@ -90,6 +90,7 @@ st.dataframe(
         "wall_s",
         "img/s",
         "device",
+        "gpus",
         "created",
     ],
     column_config={
@@ -229,6 +230,7 @@ head = st.columns([4, 1])
 head[0].markdown(
     f"**{run_id}** · {run['model']} on {datasets_view.dataset_label(run['dataset'])} · seed {run['seed']} · "
     f"{run['device'] or 'device not recorded yet'} · "
+    f"{'GPUs ' + ', '.join(run['gpus']) + ' · ' if run['gpus'] else ''}"
     f"training {runs_view.format_seconds(compare.training_seconds(store, run_id))} · "
     f"wall {runs_view.format_seconds(compare.wall_seconds(by_id[run_id]))}"
 )

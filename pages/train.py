@@ -68,7 +68,7 @@ if not ui.demo():
     defaults = config_for(model, dataset=dataset, **recipe, **({"task": options["task"]} if restoring else {}))
     gpu = bool(ui.devices()) and ui.devices()[0]["platform"] != "cpu"
     form = restore_view if restoring else train_view
-    params = form.form_params(defaults, mixed_precision=gpu)
+    params = [*form.form_params(defaults, mixed_precision=gpu), *train_view.gpu_params(defaults, ui.gpu_ids())]
     form_for = (model, dataset, options.get("task"))
     if st.session_state.get("train.form_for", form_for) != form_for:
         for param in params:  # new defaults: forget old entries (a link's values count once)
@@ -141,10 +141,8 @@ else:
 
 with st.container(border=True), ui.guard():
     names = ", ".join(train_view.device_lines(ui.devices()))
-    st.markdown(
-        f":material/memory: **Devices:** {names} · up to {jobs.max_concurrent_jobs()} run(s) train "
-        "at once; more wait in the queue"
-    )
+    capacity = train_view.capacity_line(ui.gpu_ids(), jobs.max_concurrent_jobs())
+    st.markdown(f":material/memory: **Devices:** {names} · {capacity}")
 
 launched = [*st.session_state.get("train.launched", []), *st.session_state.get("home.launched", [])]
 poll = bool(runs_view.active_runs(store))  # refresh every 2 s only while something trains

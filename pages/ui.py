@@ -18,6 +18,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 import core  # noqa: F401 - selects the JAX backend before anything imports keras
 from core.app import datasets_view, demo_limits, runs_view, share
+from core.common import devices as device_inventory
 from core.common.devices import list_devices
 from core.common.errors import UserError
 from core.data import datasets
@@ -72,6 +73,14 @@ def list_datasets() -> list[Any]:
 @st.cache_resource(show_spinner=False)
 def devices() -> list[dict[str, Any]]:
     return list_devices()
+
+
+def gpu_ids() -> list[str]:
+    """The GPUs ConvGAN may hand to jobs (``$CONVGAN_GPUS``, else every GPU); a bad
+    ``CONVGAN_GPUS`` shows one line and offers none."""
+    with guard():
+        return device_inventory.gpu_ids()
+    return []
 
 
 def dataset_specs() -> list[str]:

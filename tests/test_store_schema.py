@@ -43,9 +43,11 @@ def test_store_from_before_versioning_opens_with_nothing_lost(old_store):
 
     store = RunStore(old_store)
     assert _user_version(old_store) == SCHEMA_VERSION
-    # Every old column keeps its value; the new one comes last.
+    # Every old column keeps its value; the new ones (note, gpus) come after them, empty.
     runs_after = _raw(old_store, "SELECT * FROM runs ORDER BY run_id")
-    assert [row[:-1] for row in runs_after] == runs_before
+    width = len(runs_before[0])
+    assert [row[:width] for row in runs_after] == runs_before
+    assert {row[width:] for row in runs_after} == {("", None)}
     assert _raw(old_store, "SELECT * FROM metrics ORDER BY run_id, scope, step, name") == metrics_before
 
     assert [run["run_id"] for run in store.list_runs()] == [GAN, CLASSIFIER]

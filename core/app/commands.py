@@ -96,8 +96,11 @@ def cmd_runs(args) -> int:
         progress = run["progress"] or {}
         done = f"{progress.get('epoch', 0)}/{progress.get('epochs', run['config'].get('epochs', '?'))}"
         rows.append([run["run_id"], run["status"], run["model"], _clip(run["dataset"], 24), done,
-                     _key_metric(run["metrics"]), run["device"] or "", ",".join(run["tags"])])
-    _print_table(["RUN", "STATUS", "MODEL", "DATASET", "PROGRESS", "KEY METRIC", "DEVICE", "TAGS"], rows)
+                     _key_metric(run["metrics"]), run["device"] or "", ",".join(run["gpus"]), ",".join(run["tags"])])
+    header = ["RUN", "STATUS", "MODEL", "DATASET", "PROGRESS", "KEY METRIC", "DEVICE", "GPUS", "TAGS"]
+    if not any(run["gpus"] for run in runs):  # a CPU-only store keeps today's columns
+        header, rows = header[:7] + header[8:], [row[:7] + row[8:] for row in rows]
+    _print_table(header, rows)
     return EXIT_OK
 
 
@@ -133,6 +136,8 @@ def cmd_show(args) -> int:
                 "finished", "pid", "code_version"):
         if run.get(key) is not None:
             print(f"{key:13} {run[key]}")
+    if run["gpus"]:
+        print(f"{'gpus':13} {', '.join(run['gpus'])}")
     if run["tags"]:
         print(f"{'tags':13} {', '.join(run['tags'])}")
     if run["note"]:

@@ -53,7 +53,7 @@ def run_rows(
     runs: Iterable[dict[str, Any]], now: float | None = None, training: dict[str, float | None] | None = None
 ) -> list[dict[str, Any]]:
     """One flat row per run for a table: status, model, dataset, tags, key metrics, the classifier
-    run that scored a GAN (``scored by``), durations, device, img/s.
+    run that scored a GAN (``scored by``), durations, device, GPU ids, img/s.
 
     Durations: ``duration_s`` from start to end (as before), ``training_s`` the time spent in
     epochs (``training``, from ``core.store.compare.training_seconds``; None when not given) and
@@ -87,6 +87,7 @@ def run_rows(
         row["training_s"] = round(trained, 1) if trained is not None else None
         row["wall_s"] = round(wall, 1) if wall is not None else None
         row["device"] = run.get("device") or ""
+        row["gpus"] = ",".join(run.get("gpus") or [])
         row["created"] = run.get("created") or ""
         rows.append(row)
     return rows

@@ -36,6 +36,23 @@ def form_params(config: Config, *, mixed_precision: bool = False) -> list[Param]
     return params
 
 
+def gpu_params(config: Config, gpus: Sequence[str]) -> list[Param]:
+    """The form's GPU count as a link parameter, offered only when ConvGAN may use GPUs (``gpus``):
+    1 to all of them, or 0 for all."""
+    if not gpus:
+        return []
+    return [Param("devices", int, min(config.devices, len(gpus)), minimum=0, maximum=len(gpus))]
+
+
+def capacity_line(gpus: Sequence[str], max_jobs: int) -> str:
+    """How many runs train at once, for the devices line: each run's GPUs on a GPU host, else a
+    count of runs."""
+    if gpus:
+        return (f"GPUs {', '.join(gpus)} for jobs: each run trains on the GPUs it asks for, "
+                "a run waits in the queue until that many are free")
+    return f"up to {max_jobs} run(s) train at once; more wait in the queue"
+
+
 # Labels and help of the Train form's fields (units as in core/common/config.py).
 FIELD_HELP: dict[str, tuple[str, str]] = {
     "epochs": ("Epochs", "passes over the training images"),
@@ -52,6 +69,7 @@ FIELD_HELP: dict[str, tuple[str, str]] = {
     "n_critic": ("Critic steps", "critic steps per generator step (wgan-gp)"),
     "gp_weight": ("Gradient-penalty weight", "lambda of the gradient penalty (wgan-gp)"),
     "metric_samples": ("Metric samples", "generated images for fid_cls/kid_cls/precision/recall"),
+    "devices": ("GPUs", "GPUs this run trains on, data-parallel; 0 = all of them"),
 }
 
 

@@ -33,6 +33,7 @@ _MODEL_HELP = (
 )
 _DATASET_HELP = "data set: digits | mnist | fashion_mnist | cifar10 | celeba | folder:PATH | zip:PATH | npz:PATH"
 _IMAGE_SIZE_HELP = "resize folder/zip/celeba images to this square size in pixels (default: their own size)"
+_DEVICES_HELP = "GPUs the run trains on, data-parallel (0 = every GPU ConvGAN may use; a CPU-only host trains on the CPU)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ClassifierConfig:
     log_every_steps: int = _setting(20, "write step-level metrics every this many optimizer steps")
     mixed_precision: bool = _setting(False, "bfloat16 compute (mixed_bfloat16; GPU only)")
     image_size: int | None = _setting(None, _IMAGE_SIZE_HELP)
+    devices: int = _setting(1, _DEVICES_HELP)
 
     family = "classifier"
 
@@ -85,6 +87,7 @@ class GANConfig:
     metric_samples: int = _setting(1000, "generated images scored for fid_cls, kid_cls, precision and recall")
     mixed_precision: bool = _setting(False, "bfloat16 compute (mixed_bfloat16; GPU only)")
     image_size: int | None = _setting(None, _IMAGE_SIZE_HELP)
+    devices: int = _setting(1, _DEVICES_HELP)
 
     family = "gan"
 
@@ -123,6 +126,7 @@ class RestorationConfig:
     log_every_steps: int = _setting(20, "write step-level metrics every this many optimizer steps")
     mixed_precision: bool = _setting(False, "bfloat16 compute (mixed_bfloat16; GPU only)")
     image_size: int | None = _setting(None, _IMAGE_SIZE_HELP)
+    devices: int = _setting(1, _DEVICES_HELP)
 
     family = "restoration"
 
@@ -180,6 +184,8 @@ def _check_common(config: Config) -> None:
         raise ConfigError(f"log_every_steps must be at least 1, got {config.log_every_steps}")
     if config.image_size is not None and (not _is_whole(config.image_size) or not 8 <= config.image_size <= 256):
         raise ConfigError(f"image size must be between 8 and 256 pixels, got {config.image_size}")
+    if not _is_whole(config.devices) or config.devices < 0:
+        raise ConfigError(f"devices must be a whole number of GPUs (0 = every GPU), got {config.devices}")
 
 
 # Classifier settings measured to reach the promised accuracy on a dataset; ``config_for``

@@ -6,6 +6,7 @@ The CPU counts as several devices when the user splits it (``core.common.backend
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import jax
 import keras
@@ -24,20 +25,29 @@ def cpu_only() -> bool:
 
 
 @contextlib.contextmanager
-def data_parallel(batch_size: int):
-    """Train data-parallel over all local devices when there are several and the batch splits evenly.
+def data_parallel(batch_size: int, devices: Sequence[jax.Device] | None = None):
+    """Train data-parallel over ``devices`` (default: all local devices) when there are several
+    and the batch splits evenly.
 
-    A batch that does not split over the devices trains on one. The previous distribution is
-    restored afterwards, so a notebook or test process is left as it was.
+    A batch that does not split over the devices trains on the first. One device that is not
+    JAX's default becomes the default inside the block. The previous distribution is restored
+    afterwards, so a notebook or test process is left as it was.
 
     Args:
         batch_size: images per training step.
+        devices: the local devices to train on (a foreground run's share of the GPUs).
     """
-    count = device_count()
-    if count < 2 or batch_size % count:
+    chosen = list(devices) if devices else jax.local_devices()
+    if len(chosen) >= 2 and batch_size % len(chosen) == 0:
+        # All local devices: Keras' own mesh, as before; a subset: a mesh of exactly those.
+        names = None if chosen == jax.local_devices() else [f"{device.platform}:{device.id}" for device in chosen]
+        with keras.distribution.DataParallel(devices=names).scope():
+            yield
+        return
+    if chosen[0] == jax.local_devices()[0]:
         yield
         return
-    with keras.distribution.DataParallel().scope():
+    with jax.default_device(chosen[0]):
         yield
 
 

@@ -22,11 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jax
-
+from core.common import devices
 from core.common.config import Config
 from core.common.errors import UserError
-from core.runs import training
+from core.runs import slots, training
 from core.store.store import RunStore, iso, this_host
 from core.training.callbacks import EpochLog, read_train_state
 
@@ -42,18 +41,16 @@ WATCH_INTERVAL_S = 2.0
 
 
 def max_concurrent_jobs() -> int:
-    """Runs that may train at once: ``$CONVGAN_MAX_JOBS``, else one per GPU, else one on CPU."""
+    """Runs that may train at once: ``$CONVGAN_MAX_JOBS``, else one per GPU ConvGAN may use (the
+    most there can be: each takes a GPU at least, :func:`dispatch` counts GPUs), else one on a
+    CPU-only host."""
     configured = os.environ.get("CONVGAN_MAX_JOBS")
     if configured:
         try:
             return max(1, int(configured))
         except ValueError as err:
             raise UserError(f"CONVGAN_MAX_JOBS must be a whole number, got {configured!r}") from err
-    try:
-        gpus = [d for d in jax.local_devices() if d.platform != "cpu"]
-    except RuntimeError:
-        gpus = []
-    return max(1, len(gpus))
+    return max(1, len(devices.gpu_ids()))
 
 
 def launch(config: Config, store: RunStore | None = None) -> str:
@@ -71,7 +68,13 @@ def launch(config: Config, store: RunStore | None = None) -> str:
 
 
 def dispatch(store: RunStore) -> list[str]:
-    """Start queued runs, oldest first, while fewer than :func:`max_concurrent_jobs` are running.
+    """Start queued runs, oldest first, while slots are free.
+
+    On a host with GPUs (``devices.gpu_ids()``) a run starts when as many GPUs as it asks for are
+    free; they are recorded on the run, and its worker sees only them (``CUDA_VISIBLE_DEVICES``).
+    The queue is first in, first out: a run waiting for GPUs holds back the runs queued after it.
+    A run asking for more GPUs than the host has fails at once. On a CPU-only host, or where
+    ``$CONVGAN_MAX_JOBS`` is set, at most :func:`max_concurrent_jobs` runs train at once.
 
     Returns:
         The ids of the runs started.
@@ -79,32 +82,49 @@ def dispatch(store: RunStore) -> list[str]:
     reconcile(store)
     if not store.list_runs(status="queued", limit=1):
         return []
-    limit = max_concurrent_jobs()
+    inventory = devices.gpu_ids()
+    # On GPUs the free GPUs decide; a count of jobs limits a CPU-only host, or where CONVGAN_MAX_JOBS says.
+    limit = max_concurrent_jobs() if not inventory or os.environ.get("CONVGAN_MAX_JOBS") else None
     now = time.time()
+    claimed: dict[str, list[str]] = {}  # run id -> its GPUs
     with store.transaction() as conn:
         running = conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
-        free = limit - running
-        claimed = []
-        if free > 0:
-            rows = conn.execute(
-                "SELECT run_id FROM runs WHERE status = 'queued' ORDER BY created, run_id LIMIT ?", (free,)
-            ).fetchall()
-            claimed = [row["run_id"] for row in rows]
-            for run_id in claimed:
-                # Claimed: the fresh heartbeat covers the seconds until the worker beats itself.
+        taken = slots.busy(conn)
+        free = [gpu for gpu in inventory if gpu not in taken]
+        queued = conn.execute("SELECT run_id, config FROM runs WHERE status = 'queued' ORDER BY created, run_id")
+        for row in queued.fetchall():
+            if limit is not None and running + len(claimed) >= limit:
+                break
+            asked = slots.wanted(row["config"], len(inventory)) if inventory else 0
+            if asked > len(inventory) and inventory:
                 conn.execute(
-                    "UPDATE runs SET status = 'running', heartbeat = ?, host = ?, pid = NULL WHERE run_id = ?",
-                    (now, this_host(), run_id),
+                    "UPDATE runs SET status = 'failed', finished = ?, error = ? WHERE run_id = ?",
+                    (now, f"it asks for {asked} GPUs, but ConvGAN may use {len(inventory)} here "
+                          f"({', '.join(inventory)}): launch it again with fewer devices", row["run_id"]),
                 )
-    for run_id in claimed:
-        _spawn_worker(store, run_id)
-    return claimed
+                continue
+            if asked > len(free):
+                break  # first in, first out: it waits for its GPUs, and the later runs wait behind it
+            claimed[row["run_id"]], free = free[:asked], free[asked:]
+        for run_id, gpus in claimed.items():
+            # Claimed: the fresh heartbeat covers the seconds until the worker beats itself.
+            conn.execute(
+                "UPDATE runs SET status = 'running', heartbeat = ?, host = ?, pid = NULL, gpus = ? WHERE run_id = ?",
+                (now, this_host(), ",".join(gpus) or None, run_id),
+            )
+    for run_id, gpus in claimed.items():
+        _spawn_worker(store, run_id, gpus, inventory)
+    return list(claimed)
 
 
-def _spawn_worker(store: RunStore, run_id: str) -> None:
+def _spawn_worker(store: RunStore, run_id: str, gpus: list[str], inventory: list[str]) -> None:
     log_path = store.run_dir(run_id) / "train.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CONVGAN_HOME": str(store.home), "PYTHONUNBUFFERED": "1"}
+    if inventory or devices.GPUS_ENV in os.environ:
+        # The worker's JAX sees only its own GPUs (none: the CPU); the whole inventory goes with it,
+        # for the dispatch it makes on its way out.
+        env.update(CUDA_VISIBLE_DEVICES=",".join(gpus), **{devices.GPUS_ENV: ",".join(inventory) or "none"})
     try:
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
@@ -123,7 +143,8 @@ def work(store: RunStore, run_id: str) -> dict[str, Any]:
     dispatch the queue, however training ended."""
     try:
         run = store.get_run(run_id)
-        log.info("worker %d on %s: %s on %s", os.getpid(), this_host(), run["model"], run["dataset"])
+        log.info("worker %d on %s: %s on %s%s", os.getpid(), this_host(), run["model"], run["dataset"],
+                 f", GPUs {','.join(run['gpus'])}" if run["gpus"] else "")
         run = training.execute(store, run_id, resume=True, extra_callbacks=[EpochLog()])
         log.info("%s%s", run["status"], f": {run['error']}" if run["error"] else "")
         return run
@@ -348,7 +369,7 @@ def resume(store: RunStore, run_id: str, *, epochs: int | None = None, backgroun
     if epochs is not None and epochs != target:
         extension = {"epochs": int(epochs), "at": iso(time.time())}
         config["extensions"] = [*(config.get("extensions") or []), extension]
-    store.update_run(run_id, config=config, stop_requested=0, error=None, finished=None,
+    store.update_run(run_id, config=config, stop_requested=0, error=None, finished=None, gpus=None,
                      status="queued" if background else "running")
     if background:
         dispatch(store)

@@ -33,6 +33,7 @@ from core.common.errors import TrainingFailed, UserError
 from core.common.parallel import data_parallel, single_device  # noqa: F401 - re-exported for bench, novelty, tests
 from core.data.datasets import dataset_info, load_dataset
 from core.evaluation import gan_metrics
+from core.runs import slots
 from core.store.store import RunStore, this_host
 from core.training import classifier, gan, restoration, validation
 from core.training.callbacks import read_train_state
@@ -47,6 +48,9 @@ HEARTBEAT_TIMEOUT_S = 30.0
 # Stop events of the runs training in this process, outermost first: a GAN's reference
 # classifier trains inside the GAN's run, and a stop of the GAN stops it too.
 _ACTIVE_STOPS: list[threading.Event] = []
+# The run id and devices of each run training in this process, outermost first: a run trained
+# inside another (a GAN's reference classifier) trains on the devices of the run around it.
+_TRAINING_ON: list[tuple[str, Any]] = []
 # Epochs of the convnet trained when a GAN is scored and its data set has no reference classifier
 # run yet (digits: seconds on CPU).
 REFERENCE_EPOCHS = 5
@@ -136,8 +140,9 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
     store.update_run(
         run_id, status="running", started=run["started_ts"] or time.time(), finished=None, error=None,
         pid=os.getpid(), host=this_host(), heartbeat=time.time(), stop_requested=0,
-        device=device_summary(), versions=package_versions(), code_version=code_version(),
+        versions=package_versions(), code_version=code_version(),
     )
+    outer = _TRAINING_ON[-1] if _TRAINING_ON else None
     heartbeat = _Heartbeat(store, run_id, stop_event, parent=_ACTIVE_STOPS[-1] if _ACTIVE_STOPS else None)
     heartbeat.start()
     _ACTIVE_STOPS.append(stop_event)
@@ -147,13 +152,20 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
     ctx = None
     interrupted = None
     try:
+        if outer is None:
+            train_on = slots.training_devices(store, run_id, config.devices)
+        else:  # the GPUs of the run around it, held by that run already
+            train_on = outer[1]
+            store.update_run(run_id, gpus=",".join(store.get_run(outer[0])["gpus"]) or None)
+        store.update_run(run_id, device=device_summary(train_on))
+        _TRAINING_ON.append((run_id, train_on))
         if data is None:
             data = load_dataset(config.dataset, image_size=config.image_size)
         ctx = RunContext(store, run_id, config, stop_event=stop_event, extra_callbacks=tuple(extra_callbacks))
         if resume:
             _prepare_resume(store, run_id, ctx)
         fit = _family_trainer(config, store)
-        with data_parallel(config.batch_size):
+        with data_parallel(config.batch_size, train_on):
             final = fit(config, data, ctx) or {}
         if ctx.failure:
             status, error = "failed", ctx.failure
@@ -178,6 +190,8 @@ def execute(store: RunStore, run_id: str, *, data=None, resume: bool = False,
     finally:
         heartbeat.stop()
         _ACTIVE_STOPS.remove(stop_event)
+        if _TRAINING_ON and _TRAINING_ON[-1][0] == run_id:
+            _TRAINING_ON.pop()
         restore_signals()
     seconds = time.monotonic() - started
     summary = ctx.summary() if ctx else {}
@@ -320,14 +334,22 @@ def _stop_on_signals():
     return restore
 
 
-def device_summary() -> str:
-    """The devices JAX trains on, in words: ``cpu (2 cores)`` or ``gpu: NVIDIA H100 80GB HBM3``."""
-    devices = jax.local_devices()
+def device_summary(devices: Sequence[jax.Device] | None = None) -> str:
+    """The devices a run trains on, in words: ``cpu (2 cores)`` or ``gpu: NVIDIA H100 80GB HBM3 x2``,
+    with the ``CUDA_VISIBLE_DEVICES`` this process was given when it was given one.
+
+    Args:
+        devices: the devices (default: all of JAX's local devices).
+    """
+    devices = list(devices) if devices else jax.local_devices()
     first = devices[0]
     if first.platform == "cpu":
-        return f"cpu ({os.cpu_count()} cores)"
-    count = f" x{len(devices)}" if len(devices) > 1 else ""
-    return f"{first.platform}: {first.device_kind}{count}"
+        summary = f"cpu ({os.cpu_count()} cores)"
+    else:
+        count = f" x{len(devices)}" if len(devices) > 1 else ""
+        summary = f"{first.platform}: {first.device_kind}{count}"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return summary if visible is None else f"{summary}, CUDA_VISIBLE_DEVICES={visible}"
 
 
 def package_versions() -> dict[str, str]:

@@ -83,6 +83,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 ) WITHOUT ROWID""",
         "CREATE INDEX run_tags_tag ON run_tags(tag, run_id)",
     ),
+    (  # 3: the GPUs a run was given, comma-separated as CUDA_VISIBLE_DEVICES takes them
+        "ALTER TABLE runs ADD COLUMN gpus TEXT",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 TAG_MAX_LENGTH = 40  # characters
@@ -91,7 +94,7 @@ NOTE_MAX_LENGTH = 10_000  # characters
 _JSON_FIELDS = ("config", "versions", "progress", "metrics")
 _UPDATABLE = {
     "status", "error", "started", "finished", "pid", "host", "heartbeat", "device", "versions",
-    "code_version", "progress", "metrics", "stop_requested", "config",
+    "code_version", "progress", "metrics", "stop_requested", "config", "gpus",
 }
 
 
@@ -528,6 +531,7 @@ def _tags_of(conn: sqlite3.Connection, run_id: str) -> list[str]:
 def _record(row: sqlite3.Row) -> dict[str, Any]:
     record = dict(row)
     record["tags"] = sorted(record["tags"].split(",")) if record["tags"] else []
+    record["gpus"] = record["gpus"].split(",") if record["gpus"] else []  # in the order given
     for key in _JSON_FIELDS:
         record[key] = json.loads(record[key]) if record[key] else ({} if key != "versions" else None)
     for key in ("created", "started", "finished", "heartbeat"):

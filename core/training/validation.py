@@ -7,7 +7,7 @@ exists, and the family trainers call :func:`check_data` on the data they are han
 
 from __future__ import annotations
 
-from core.common import parallel
+from core.common import devices, parallel
 from core.common.config import Config
 from core.common.errors import ConfigError
 from core.data import degradations
@@ -64,15 +64,39 @@ def require_precision_support(config: Config) -> None:
         raise ConfigError("mixed precision (bfloat16) needs a GPU; JAX sees only the CPU here")
 
 
-def require_even_split(config: Config) -> None:
-    """On several accelerators, a batch must split evenly over them (a split CPU falls back to one).
+def require_gpus(config: Config) -> None:
+    """A run asks for no more GPUs than ConvGAN may use on this host (``devices.gpu_ids``).
 
     Raises:
-        ConfigError: the batch size is not a multiple of the device count.
+        ConfigError: ``config.devices`` is above the GPUs there are.
     """
-    count = parallel.device_count()
-    if count > 1 and config.batch_size % count and not parallel.cpu_only():
-        raise ConfigError(f"batch size {config.batch_size} must be a multiple of the {count} devices")
+    available = devices.gpu_ids()
+    wanted = config.devices
+    if wanted <= max(1, len(available)):  # 0 = all of them; 1 on a CPU-only host trains on the CPU
+        return
+    if not available:
+        raise ConfigError(f"devices {wanted} asks for {wanted} GPUs, but ConvGAN sees no GPU here: "
+                          "use devices 1 to train on the CPU")
+    raise ConfigError(f"devices {wanted} asks for {wanted} GPUs, but ConvGAN may use {len(available)} here "
+                      f"({', '.join(available)})")
+
+
+def require_even_split(config: Config) -> None:
+    """On several accelerators, a batch must split evenly over the ones the run trains on (a split
+    CPU falls back to one device).
+
+    Raises:
+        ConfigError: the batch size is not a multiple of that device count.
+    """
+    gpus = devices.gpu_ids()
+    if gpus:  # the run gets its own GPUs: ``devices`` of them, or all for 0
+        count, what = config.devices or len(gpus), "GPUs it trains on"
+    else:
+        count, what = parallel.device_count(), "devices"
+        if parallel.cpu_only():
+            return
+    if count > 1 and config.batch_size % count:
+        raise ConfigError(f"batch size {config.batch_size} must be a multiple of the {count} {what}")
 
 
 def require_restorable(config: Config, image_shape) -> None:
@@ -113,4 +137,5 @@ def check_trainable(config: Config, data) -> None:
     """
     check_data(config, data)
     require_precision_support(config)
+    require_gpus(config)
     require_even_split(config)
