@@ -17,6 +17,7 @@ from bench import timing, torch_peers
 from core.common.config import config_for
 from core.common.parallel import data_parallel
 from core.data import degradations
+from core.models.fast import stock_model
 from core.models.restorers import build_restorer
 from core.models.unet import levels_for
 
@@ -32,6 +33,7 @@ def torch_twin(keras_model, torch):
     """A PyTorch module computing what ``keras_model`` (a denoising ``build_unet``) computes,
     with its weights: channels-last 0..255 in, channels-first 0..255 out."""
     nn = torch.nn
+    keras_model = stock_model(keras_model)  # names as the model file gives them, whatever the device's form
 
     def conv(name):
         layer = keras_model.get_layer(name)

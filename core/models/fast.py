@@ -76,7 +76,7 @@ def stock_model(model: keras.Model, name: str | None = None) -> keras.Model:
             args = (layers.UpSampling2D(2, name=layer.name)(args[0]), *args[1:])
         outputs = stock(*args, **kwargs)
         source = layer.conv if isinstance(layer, UpConv2D) else layer
-        if source.weights:
+        if source is not stock and source.weights:
             stock.set_weights(source.get_weights())
         return outputs
 
@@ -90,6 +90,8 @@ def stock_model(model: keras.Model, name: str | None = None) -> keras.Model:
 
 def _stock_layer(layer):
     """A new stock layer that computes what ``layer`` does (weights not yet copied)."""
+    if not isinstance(layer, keras.layers.Layer):
+        return layer  # an op of the graph (slicing, arithmetic): stock already, nothing to copy
     if isinstance(layer, fast_layers.MaxPool2x2):
         return layers.MaxPooling2D(2, name=layer.name, dtype=layer.dtype_policy)
     if isinstance(layer, UpConv2D):

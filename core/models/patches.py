@@ -20,9 +20,10 @@ The patch matrix grows with the channel count and loses beyond a few channels, s
 degrees and its channels swapped, so one input channel becomes one filter and the other way
 round: with one channel on the thin side (``GRADIENT_CHANNELS``) the input gradient is the
 other fast form, and a one-filter layer's weight gradient the input against the output
-gradient's patches. Every other case (and "valid" padding) takes XLA's gradients of the same
-convolution. Outputs and gradients equal ``keras.layers.Conv2D``'s to float32 rounding
-(``tests/models/test_layers.py``); the measurements behind the thresholds are in
+gradient's patches (for a 1x1 kernel one row-times-matrix product, where XLA's own gradient
+transposes both operands). Every other case (and "valid" padding, except for 1x1 kernels,
+where it is "same") takes XLA's gradients of the same convolution. Outputs and gradients equal
+``keras.layers.Conv2D``'s to float32 rounding (``tests/models/test_layers.py``); the measurements behind the thresholds are in
 ``docs/performance.md``.
 """
 
@@ -127,6 +128,8 @@ def _kernel_gradient_few_filters(x, upstream, kernel_shape):
     patch tap ``(i', j')`` of ``upstream`` is ``upstream[h + i' - p, w + j' - p]``: ``i' = 2p - i``.
     """
     rows, cols, _, filters = kernel_shape
+    if rows == cols == 1 and filters == 1:  # a row times a matrix, where XLA would transpose both
+        return (upstream.reshape(1, -1) @ x.reshape(-1, x.shape[-1])).reshape(kernel_shape)
     patches = _patches(upstream, rows, cols, "same").reshape(upstream.shape[:3] + (rows, cols, filters))
     return jnp.einsum("nhwc,nhwijo->ijco", x, patches[:, :, :, ::-1, ::-1, :])
 
@@ -144,6 +147,8 @@ def _forward(x, kernel, padding):
 
 def _backward(padding, residuals, upstream):
     x, kernel = residuals
+    if kernel.shape[:2] == (1, 1):
+        padding = "same"  # the same convolution as "valid"
     if padding != "same" or min(x.shape[-1], kernel.shape[-1]) > GRADIENT_CHANNELS:
         _, vjp = jax.vjp(lambda x, kernel: _conv(x, kernel, padding), x, kernel)
         return vjp(upstream)

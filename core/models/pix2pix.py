@@ -16,6 +16,7 @@ import jax
 import keras
 from keras import layers, ops, saving
 
+from core.models.fast import for_device
 from core.models.gan_base import GANOptimizer, _StateView
 from core.models.unet import build_unet
 
@@ -58,8 +59,10 @@ class Pix2Pix(keras.Model):
         self.image_shape = tuple(int(size) for size in image_shape)
         self.task, self.scale, self.width = task, int(scale), int(width)
         self.l1_weight = float(l1_weight)
-        self.generator = build_unet(self.input_shape_, self.image_shape[-1], task, scale, width, name="generator")
-        self.discriminator = build_patch_discriminator(self.input_shape_, self.image_shape, task, scale, width)
+        self.generator = for_device(build_unet(self.input_shape_, self.image_shape[-1], task, scale, width,
+                                               name="generator"))
+        self.discriminator = for_device(build_patch_discriminator(self.input_shape_, self.image_shape, task, scale,
+                                                                  width))
         self.trackers = [keras.metrics.Mean(name=name) for name in self.metric_names]
         self.built = True
 

@@ -8,6 +8,7 @@ from core.common.config import RESTORATION_MODELS, RestorationConfig
 from core.common.errors import ConfigError
 from core.data.degradations import Degradation
 from core.models.espcn import build_espcn
+from core.models.fast import for_device
 from core.models.pix2pix import Pix2Pix
 from core.models.unet import build_unet
 
@@ -29,9 +30,9 @@ def build_restorer(config: RestorationConfig, image_shape) -> keras.Model:
     input_shape = degradation_of(config).input_shape(image_shape)
     channels = image_shape[-1]
     if config.model == "espcn":
-        model = build_espcn(input_shape, channels, config.task, config.scale, config.width)
+        model = for_device(build_espcn(input_shape, channels, config.task, config.scale, config.width))
     elif config.model == "unet":
-        model = build_unet(input_shape, channels, config.task, config.scale, config.width)
+        model = for_device(build_unet(input_shape, channels, config.task, config.scale, config.width))
     elif config.model == "pix2pix":
         model = Pix2Pix(input_shape, image_shape, config.task, config.scale, config.width,
                         l1_weight=config.l1_weight, name="pix2pix")

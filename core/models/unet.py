@@ -44,7 +44,8 @@ def build_unet(input_shape, channels: int, task: str, scale: int = 1, width: int
     x = _block(x, width * 2**levels, "bottom")
     for level in reversed(range(levels)):
         x = layers.UpSampling2D(2, name=f"up{level}")(x)
-        x = layers.Conv2D(width * 2**level, 3, padding="same", activation="relu", name=f"up{level}_conv")(x)
+        x = layers.Conv2D(width * 2**level, 3, padding="same", name=f"up{level}_conv")(x)
+        x = layers.ReLU(name=f"up{level}_relu")(x)  # apart from the conv: the CPU seam fuses upsample + conv
         x = layers.Concatenate(name=f"skip{level}")([x, skips[level]])
         x = _block(x, width * 2**level, f"up{level}_block")
     residual = layers.Conv2D(channels, 1, name="to_residual")(x)
