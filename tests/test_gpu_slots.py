@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -17,18 +16,9 @@ from core.common.config import config_for, config_to_dict
 from core.common.errors import ConfigError
 from core.runs import jobs, slots
 from core.store.store import this_host
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.xdist_group("jobs")
-
-
-def _wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
@@ -114,21 +104,21 @@ def test_the_queue_counts_gpus_and_each_worker_sees_only_its_own(store, gpus, tm
     assert jobs.dispatch(store) == []
     assert [store.get_run(run)["status"] for run in (wide, narrow)] == ["queued", "queued"]
 
-    first = _wait(lambda: _visible(store.get_run(wide_first)), 120, "the first worker to record its devices")
+    first = wait_for(lambda: _visible(store.get_run(wide_first)), 120, "the first worker to record its devices")
     assert first == "0,1"
     # kill -9: the next dispatch marks it interrupted, and its GPUs go to the queue, oldest first.
     os.kill(store.get_run(wide_first)["pid"], signal.SIGKILL)
-    assert _wait(lambda: _ended(store, wide_first), 30, "the killed run to be noticed")["status"] == "interrupted"
+    assert wait_for(lambda: _ended(store, wide_first), 30, "the killed run to be noticed")["status"] == "interrupted"
     assert sorted(jobs.dispatch(store)) == sorted([wide, narrow])
     assert store.get_run(wide)["gpus"] == ["0", "1"] and store.get_run(narrow)["gpus"] == ["2"]
-    ended = {run: _wait(lambda run=run: _ended(store, run), 120, f"{run} to end") for run in (wide, narrow)}
+    ended = {run: wait_for(lambda run=run: _ended(store, run), 120, f"{run} to end") for run in (wide, narrow)}
     assert [_visible(ended[wide]), _visible(ended[narrow])] == ["0,1", "2"]
     assert all(run["status"] == "failed" and "deleted-folder" in run["error"] for run in ended.values())
 
     # Every run has ended: all three GPUs are free again, and devices=0 takes all of them.
     every = _quick_failing_run(store, tmp_path, devices=0)
     assert jobs.dispatch(store) == [every]
-    assert _visible(_wait(lambda: _ended(store, every), 120, "the all-GPU run to end")) == "0,1,2"
+    assert _visible(wait_for(lambda: _ended(store, every), 120, "the all-GPU run to end")) == "0,1,2"
 
     # `show` and `runs` say which GPUs a run trained on.
     shown = subprocess.run([sys.executable, "-m", "core", "show", narrow], capture_output=True, text=True,
@@ -148,9 +138,9 @@ def test_a_completed_or_failed_run_hands_its_gpus_to_the_next_in_the_queue(store
     both = _quick_failing_run(store, tmp_path, devices=2)
     assert store.get_run(one)["status"] == "queued"
     # No one dispatches from here on: each worker does on its way out.
-    assert _wait(lambda: _ended(store, completes), 240, "the first run to end")["status"] == "completed"
-    assert _visible(_wait(lambda: _ended(store, one), 120, "the one-GPU run to end")) == "0"
-    assert _visible(_wait(lambda: _ended(store, both), 120, "the two-GPU run to end")) == "0,1"
+    assert wait_for(lambda: _ended(store, completes), 240, "the first run to end")["status"] == "completed"
+    assert _visible(wait_for(lambda: _ended(store, one), 120, "the one-GPU run to end")) == "0"
+    assert _visible(wait_for(lambda: _ended(store, both), 120, "the two-GPU run to end")) == "0,1"
     assert [store.get_run(run)["gpus"] for run in (completes, one, both)] == [["0", "1"], ["0"], ["0", "1"]]
 
 
@@ -164,7 +154,7 @@ def test_a_queued_run_that_can_never_fit_fails_and_the_queue_moves_on(store, gpu
     assert run["status"] == "failed"
     assert run["error"] == ("it asks for 4 GPUs, but ConvGAN may use 2 here (0, 1): "
                             "launch it again with fewer devices")
-    assert _visible(_wait(lambda: _ended(store, after), 120, "the next run to end")) == "0"
+    assert _visible(wait_for(lambda: _ended(store, after), 120, "the next run to end")) == "0"
 
 
 def test_gpus_in_use_are_those_of_running_runs_on_this_host(store):
@@ -206,7 +196,7 @@ def test_a_gan_s_reference_classifier_trains_on_the_gan_s_gpus(store, gpus):
     gpus("0,1,2")
     gan = jobs.launch(config_for("dcgan", dataset="digits", epochs=1, batch_size=64, metric_samples=200,
                                  sample_grid_size=16, devices=2), store)
-    assert _wait(lambda: _ended(store, gan), 300, "the GAN to end")["status"] == "completed"
+    assert wait_for(lambda: _ended(store, gan), 300, "the GAN to end")["status"] == "completed"
     (reference,) = store.list_runs(family="classifier")
     assert reference["gpus"] == store.get_run(gan)["gpus"] == ["0", "1"]  # no third GPU taken
     assert _visible(reference) == "0,1"

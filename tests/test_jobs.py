@@ -11,18 +11,9 @@ import pytest
 from core.common.config import config_for
 from core.runs import jobs
 from core.training.callbacks import read_train_state
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.xdist_group("jobs")
-
-
-def _wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _status(store, run_id):
@@ -40,7 +31,7 @@ def test_three_launches_run_one_at_a_time_in_order(store, one_slot):
     ids = [jobs.launch(config, store) for _ in range(3)]
     statuses = [store.get_run(run_id)["status"] for run_id in ids]
     assert statuses == ["running", "queued", "queued"]
-    _wait(lambda: all(_status(store, r) == "completed" for r in ids), 240, "all three runs to complete")
+    wait_for(lambda: all(_status(store, r) == "completed" for r in ids), 240, "all three runs to complete")
     runs = [store.get_run(run_id) for run_id in ids]
     assert all(run["pid"] is None for run in runs)
     for earlier, later in zip(runs, runs[1:], strict=False):
@@ -63,7 +54,7 @@ def test_cancel_queued_run(store, one_slot):
 
 def test_graceful_stop_saves_checkpoint_within_seconds(store, one_slot):
     run_id = jobs.launch(config_for("convnet", dataset="digits", epochs=200), store)
-    _wait(lambda: store.metrics(run_id, scope="step"), 120, "first step metrics")
+    wait_for(lambda: store.metrics(run_id, scope="step"), 120, "first step metrics")
     started = time.monotonic()
     run = jobs.stop(store, run_id)
     seconds = time.monotonic() - started
@@ -78,10 +69,10 @@ def test_graceful_stop_saves_checkpoint_within_seconds(store, one_slot):
 def test_kill_9_is_interrupted_then_resume_continues_without_duplicates(store, one_slot):
     run_id = jobs.launch(config_for("convnet", dataset="digits", epochs=40, log_every_steps=5), store)
     run_dir = store.run_dir(run_id)
-    _wait(lambda: (read_train_state(run_dir) or {}).get("epochs_done", 0) >= 2, 120, "two checkpointed epochs")
+    wait_for(lambda: (read_train_state(run_dir) or {}).get("epochs_done", 0) >= 2, 120, "two checkpointed epochs")
     pid = store.get_run(run_id)["pid"]
     os.kill(pid, signal.SIGKILL)
-    _wait(lambda: _status(store, run_id) == "interrupted", 20, "interrupted status")
+    wait_for(lambda: _status(store, run_id) == "interrupted", 20, "interrupted status")
     before = store.metrics(run_id)
     assert before, "metrics written before the kill are kept"
     state = read_train_state(run_dir)

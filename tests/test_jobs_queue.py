@@ -14,21 +14,12 @@ import pytest
 
 from core.common.config import config_for, config_to_dict
 from core.runs import jobs
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.xdist_group("jobs")
 
 # The bound: a queued run leaves ``queued`` this soon after its slot frees.
 SLOT_TO_START_S = 5.0
-
-
-def _wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class QueueClock:
@@ -76,7 +67,7 @@ def _vanished_dataset_run(store, tmp_path):
 
 def _assert_started_soon(clock, store, before, after, freed_at=None):
     freed_at = freed_at if freed_at is not None else store.get_run(before)["finished_ts"]
-    left = _wait(lambda: clock.left_queue.get(after), 30, f"{after} to leave the queue")
+    left = wait_for(lambda: clock.left_queue.get(after), 30, f"{after} to leave the queue")
     print(f"{after} left the queue {left - freed_at:.2f} s after {before} freed its slot")
     assert left - freed_at < SLOT_TO_START_S, f"{after} stayed queued {left - freed_at:.1f} s after the slot freed"
 
@@ -89,17 +80,17 @@ def test_queue_moves_after_completed_stopped_and_failed_runs(store, queue, tmp_p
     assert [store.get_run(r)["status"] for r in (completes, stopped, fails, last)] == [
         "running", "queued", "queued", "queued"]
 
-    _wait(lambda: store.get_run(completes)["status"] != "running", 240, "the first run to end")
+    wait_for(lambda: store.get_run(completes)["status"] != "running", 240, "the first run to end")
     assert store.get_run(completes)["status"] == "completed"
     _assert_started_soon(queue, store, completes, stopped)
 
-    _wait(lambda: store.metrics(stopped, scope="step"), 240, "the second run's first steps")
+    wait_for(lambda: store.metrics(stopped, scope="step"), 240, "the second run's first steps")
     jobs.stop(store, stopped, wait=False)  # the dashboard's Stop: nothing waits in this process
-    _wait(lambda: store.get_run(stopped)["status"] != "running", 60, "the second run to stop")
+    wait_for(lambda: store.get_run(stopped)["status"] != "running", 60, "the second run to stop")
     assert store.get_run(stopped)["status"] == "stopped"
     _assert_started_soon(queue, store, stopped, fails)
 
-    _wait(lambda: store.get_run(fails)["status"] not in ("queued", "running"), 120, "the third run to fail")
+    wait_for(lambda: store.get_run(fails)["status"] not in ("queued", "running"), 120, "the third run to fail")
     failed = store.get_run(fails)
     assert failed["status"] == "failed" and "deleted-folder" in failed["error"], failed["error"]
     _assert_started_soon(queue, store, fails, last)
@@ -111,7 +102,7 @@ def test_queue_moves_after_kill_9_at_the_next_cli_command_or_within_seconds_with
     first = jobs.launch(config_for("convnet", dataset="digits", epochs=50), store)
     second = jobs.launch(config_for("convnet", dataset="digits", epochs=50), store)
     third = _vanished_dataset_run(store, tmp_path)
-    _wait(lambda: store.metrics(first, scope="step"), 240, "the first run's first steps")
+    wait_for(lambda: store.metrics(first, scope="step"), 240, "the first run's first steps")
 
     # No front end open: nothing alive can notice; the next CLI command does, when it starts.
     os.kill(store.get_run(first)["pid"], signal.SIGKILL)
@@ -128,7 +119,7 @@ def test_queue_moves_after_kill_9_at_the_next_cli_command_or_within_seconds_with
     # A front end open (the dashboard's server runs this Dispatcher): within seconds.
     dispatcher = jobs.watch(store)
     try:
-        _wait(lambda: store.metrics(second, scope="step"), 240, "the second run's first steps")
+        wait_for(lambda: store.metrics(second, scope="step"), 240, "the second run's first steps")
         killed_at = time.time()
         os.kill(store.get_run(second)["pid"], signal.SIGKILL)
         _assert_started_soon(queue, store, second, third, freed_at=killed_at)

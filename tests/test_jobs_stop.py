@@ -12,20 +12,11 @@ import pytest
 from core.common.config import config_for, config_to_dict
 from core.runs import jobs
 from core.training.callbacks import read_train_state
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.xdist_group("jobs")
 
 TINY_GAN = {"batch_size": 32, "latent_dim": 8, "sample_grid_size": 16, "metric_samples": 40}
-
-
-def _wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
@@ -45,7 +36,7 @@ def test_stop_while_a_gan_is_scored_ends_stopped_and_resume_computes_the_scores(
     behind = store.create_run(family="classifier", model="convnet", dataset=behind_config["dataset"],
                               config=behind_config, status="queued")
     # The store has no reference classifier yet, so scoring starts by training one in the GAN's worker.
-    _wait(lambda: (read_train_state(store.run_dir(gan)) or {}).get("epochs_done") == 1, 240, "the last epoch")
+    wait_for(lambda: (read_train_state(store.run_dir(gan)) or {}).get("epochs_done") == 1, 240, "the last epoch")
     time.sleep(1.0)  # into the scoring
     jobs.stop(store, gan, wait=False)  # the dashboard's Stop...
     time.sleep(1.5)
@@ -58,8 +49,8 @@ def test_stop_while_a_gan_is_scored_ends_stopped_and_resume_computes_the_scores(
     reference = [r for r in store.list_runs(family="classifier") if r["run_id"] != behind]
     assert [r["status"] for r in reference] == ["stopped"], "the reference classifier stopped with it"
     assert all(r["pid"] is None for r in [run, *reference])
-    _wait(lambda: store.get_run(behind)["status"] != "queued", 5, "the run queued behind the GAN to start")
-    _wait(lambda: store.get_run(behind)["status"] == "failed", 120, "the run behind to end")  # before resuming
+    wait_for(lambda: store.get_run(behind)["status"] != "queued", 5, "the run queued behind the GAN to start")
+    wait_for(lambda: store.get_run(behind)["status"] == "failed", 120, "the run behind to end")  # before resuming
 
     # Resume with no epochs: nothing left to train, so it only computes the skipped scores.
     resumed = jobs.resume(store, gan, background=False)
