@@ -20,6 +20,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
+from core.common import images
 from core.common.images import atomic_write_bytes
 from core.store.store import RunStore
 
@@ -294,3 +295,33 @@ def read_train_state(run_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return json.loads(path.read_text())
+
+
+class EpochGrids(keras.callbacks.Callback):
+    """Saves ``<directory>/epoch_NNN.png`` after every whole epoch, and ``epoch_000.png`` (the
+    untrained model) before training when not resuming; a subclass draws the grid (``grid``).
+
+    Args:
+        directory: where the PNGs go (the run's ``samples/``).
+        initial_epoch: epochs done before this ``fit`` (no epoch-0 grid when > 0).
+        is_partial: returns True for an epoch a stop request cut short (no grid then).
+    """
+
+    def __init__(self, directory, *, initial_epoch: int = 0, is_partial=lambda epoch: False):
+        super().__init__()
+        self.directory, self.initial_epoch, self.is_partial = Path(directory), initial_epoch, is_partial
+
+    def grid(self) -> np.ndarray:
+        """The uint8 image to save for the model as it is now."""
+        raise NotImplementedError
+
+    def on_train_begin(self, logs=None):
+        if self.initial_epoch == 0:
+            self.write(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.is_partial(epoch):
+            self.write(epoch + 1)
+
+    def write(self, epochs_done: int) -> Path:
+        return images.save_png(self.grid(), self.directory / f"epoch_{epochs_done:03d}.png")

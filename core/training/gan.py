@@ -27,6 +27,7 @@ from core.models.gan_base import GAN
 from core.models.gans import GAN_CLASSES, build_gan
 from core.store.store import RunStore
 from core.training import validation
+from core.training.callbacks import EpochGrids
 
 # Makes sure of a GAN's reference classifier run and returns its record (``core.runs.training``'s).
 ReferenceRun = Callable[[], dict[str, Any]]
@@ -156,7 +157,7 @@ def _matches(model, config: GANConfig) -> bool:
     return type(model) is GAN_CLASSES.get(config.model)
 
 
-class SampleGrid(keras.callbacks.Callback):
+class SampleGrid(EpochGrids):
     """Saves a PNG grid of the EMA generator's images for fixed latents after every epoch.
 
     ``<directory>/epoch_NNN.png`` after NNN completed epochs, and ``epoch_000.png`` (the
@@ -174,16 +175,12 @@ class SampleGrid(keras.callbacks.Callback):
 
     def __init__(self, directory, num_images: int = 64, seed: int = 0, initial_epoch: int = 0,
                  is_partial=lambda epoch: False):
-        super().__init__()
-        self.directory = Path(directory)
+        super().__init__(directory, initial_epoch=initial_epoch, is_partial=is_partial)
         self.num_images = num_images
         self.seed = seed
-        self.initial_epoch = initial_epoch
-        self.is_partial = is_partial
 
     def on_train_begin(self, logs=None):
         model = self.model
-        self.written: list[Path] = []
         if model.conditional:
             self.columns = max(1, self.num_images // model.num_classes)
             count = self.columns * model.num_classes
@@ -193,16 +190,8 @@ class SampleGrid(keras.callbacks.Callback):
             count = self.num_images
             self.labels = None
         self.latents = sampling.latents(model.latent_dim, count, self.seed)
-        if self.initial_epoch == 0:
-            self.write(0)
+        super().on_train_begin(logs)
 
-    def on_epoch_end(self, epoch, logs=None):
-        if not self.is_partial(epoch):
-            self.write(epoch + 1)
-
-    def write(self, epochs_done: int) -> Path:
+    def grid(self) -> np.ndarray:
         batch = images.to_uint8(self.model.generate(self.latents, self.labels))
-        path = images.save_png(images.make_grid(batch, ncols=self.columns),
-                               self.directory / f"epoch_{epochs_done:03d}.png")
-        self.written.append(path)
-        return path
+        return images.make_grid(batch, ncols=self.columns)

@@ -30,6 +30,7 @@ from core.models.restorers import build_restorer, degradation_of
 from core.store import checkpoints
 from core.store.store import RunStore
 from core.training import validation
+from core.training.callbacks import EpochGrids
 from core.training.classifier import predict_proba
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ class EpochRestorationMetrics(keras.callbacks.Callback):
         return shown
 
 
-class BeforeAfterGrid(keras.callbacks.Callback):
+class BeforeAfterGrid(EpochGrids):
     """Saves ``samples/epoch_NNN.png`` after every epoch: rows of degraded | baseline | model | original.
 
     The same test images every epoch (the first ``num_images``), so the files make a
@@ -183,28 +184,16 @@ class BeforeAfterGrid(keras.callbacks.Callback):
 
     def __init__(self, directory, evaluator: EpochRestorationMetrics, *, num_images: int = 8,
                  initial_epoch: int = 0, is_partial=lambda epoch: False):
-        super().__init__()
-        self.directory, self.evaluator = Path(directory), evaluator
-        self.num_images, self.initial_epoch, self.is_partial = num_images, initial_epoch, is_partial
+        super().__init__(directory, initial_epoch=initial_epoch, is_partial=is_partial)
+        self.evaluator, self.num_images = evaluator, num_images
 
-    def on_train_begin(self, logs=None):
-        self.written: list[Path] = []
-        if self.initial_epoch == 0:
-            self.write(0)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not self.is_partial(epoch):
-            self.write(epoch + 1)
-
-    def write(self, epochs_done: int) -> Path:
+    def grid(self) -> np.ndarray:
         evaluator = self.evaluator
         indices = np.arange(min(self.num_images, len(evaluator.clean)))
         restored = restore_batch(self.model, evaluator.inputs[indices])
         columns = [evaluator.shown_degraded(indices), evaluator.baseline[indices], restored, evaluator.clean[indices]]
         tiles = np.stack(columns, axis=1).reshape(-1, *evaluator.clean.shape[1:])  # row by row
-        path = images.save_png(images.make_grid(tiles, ncols=len(columns)), self.directory / f"epoch_{epochs_done:03d}.png")
-        self.written.append(path)
-        return path
+        return images.make_grid(tiles, ncols=len(columns))
 
 
 def evaluate_restoration(model: keras.Model, data, config: RestorationConfig, *, store=None,
